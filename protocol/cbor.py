@@ -19,7 +19,8 @@ _BREAK = object()  # marks the 0xff stop code inside an indefinite-length item
 # ---------------------------------------------------------------- encoding
 
 def dumps(obj):
-    """Encode obj as CBOR; integers and floats in their shortest exact form."""
+    """Encode obj as CBOR: integers and floats in their shortest exact form, map keys
+    sorted; the same bytes on every runtime."""
     out = bytearray()
     _encode(out, obj, 0)
     return bytes(out)
@@ -73,9 +74,17 @@ def _encode(out, obj, depth):
         for item in obj:
             _encode(out, item, depth + 1)
     elif isinstance(obj, dict):
-        _head(out, 5, len(obj))
+        # Keys in the bytewise order of their encodings (RFC 8949 section 4.2.1), so a map
+        # encodes the same on every runtime, whatever order its dict keeps.
+        entries = []
         for key in obj:
-            _encode(out, key, depth + 1)
+            encoded_key = bytearray()
+            _encode(encoded_key, key, depth + 1)
+            entries.append((bytes(encoded_key), key))
+        entries.sort()
+        _head(out, 5, len(entries))
+        for encoded_key, key in entries:
+            out.extend(encoded_key)
             _encode(out, obj[key], depth + 1)
     else:
         raise EncodeError("cbor: cannot encode %s" % type(obj).__name__)

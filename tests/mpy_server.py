@@ -10,7 +10,8 @@ sys.path.insert(0, sys.argv[1])
 from protocol import errors  # noqa: E402
 
 _ERRORS = [getattr(errors, n) for n in dir(errors) if n.endswith("Error")]
-_live = {}  # objects kept between calls, by handle
+_live = {}  # objects kept between calls, by handle, until the test side frees them
+_next = [0]
 
 
 def wrap(v):
@@ -24,7 +25,8 @@ def wrap(v):
         return [wrap(x) for x in v]
     if isinstance(v, dict):
         return {"$m": [[wrap(k), wrap(x)] for k, x in v.items()]}
-    handle = len(_live) + 1
+    _next[0] += 1
+    handle = _next[0]
     _live[handle] = v
     fields = {}
     for name in dir(v):
@@ -62,6 +64,8 @@ def resolve(path):
 
 
 def answer(req):
+    for handle in req.get("free", ()):
+        _live.pop(handle, None)
     target = req["f"]
     if target == "=":  # a fresh snapshot of a live object
         return {"ok": wrap(unwrap(req["a"])[0])}

@@ -47,6 +47,9 @@ class Remote:
     def __init__(self, runtime, handle, fields):
         self._runtime, self._handle, self.fields = runtime, handle, fields
 
+    def __del__(self):
+        self._runtime.freed.append(self._handle)
+
     def __getattr__(self, name):
         fields = self.__dict__.get("fields", {})
         if name in fields:
@@ -75,11 +78,12 @@ class MicroPython:
     name = "micropython"
 
     def __init__(self, heap=HEAP):
+        self.freed = []  # handles of Remote objects gone on this side, freed with the next call
         self.proc = subprocess.Popen(
             [micropython_binary(), "-X", "heapsize=" + heap, str(ROOT / "tests" / "mpy_server.py"),
              str(ROOT)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, bufsize=1)
+            text=True, encoding="utf-8", bufsize=1)
 
     def _wrap(self, v):
         if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
@@ -109,11 +113,17 @@ class MicroPython:
             if "$m" in v:
                 return {self._unwrap(k): self._unwrap(x) for k, x in v["$m"]}
             if "$obj" in v:
-                return Remote(self, v["$obj"], self._unwrap(v["fields"]))
+                fields = {k: self._unwrap(x) for k, x in v["fields"].items()}
+                return Remote(self, v["$obj"], fields)
         return v
 
     def _request(self, target, args):
-        line = json.dumps({"f": target, "a": [self._wrap(a) for a in args]})
+        # Raw UTF-8, not \u escapes: MicroPython reads an escaped surrogate pair as two
+        # surrogates instead of one code point.
+        request = {"f": target, "a": [self._wrap(a) for a in args]}
+        if self.freed:
+            request["free"], self.freed = self.freed, []
+        line = json.dumps(request, ensure_ascii=False)
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
         reply = self.proc.stdout.readline()
