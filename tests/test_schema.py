@@ -83,11 +83,10 @@ def test_both_runtimes_encode_every_reading_identically(micropython, data):
 @settings(max_examples=300)
 @given(data=st.data())
 def test_any_reading_fits_one_sf12_airtime_step(kind, data):
-    # 25 bytes on air, MIC, header and counter included. The luminaire's two lifetime
-    # counters stay within it while burn hours < 65,536 (15 years dusk to dawn).
-    limits = {"fault": 23}
-    if kind == schema.LUMINAIRE:
-        limits["burn_h"] = 65535
+    # 25 bytes on air, MIC, header and counter included, for any value in range. The
+    # luminaire stays within it while burn hours < 65,536 (15 years dusk to dawn) and at
+    # most one luminaire fault bit is set (PROTOCOL.md section 11).
+    limits = {"fault": 23, "burn_h": 65535} if kind == schema.LUMINAIRE else {}
     reading = data.draw(readings(kind, **limits))
     keys = frame.Keys(bytes(16))
     sealed = frame.seal(keys, kind, frame.MAX_ADDR, frame.MAX_FCNT, schema.encode(kind, reading))
