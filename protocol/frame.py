@@ -9,7 +9,7 @@
 import struct
 
 from protocol.crypto import AES, CMAC, ctr
-from protocol.errors import FrameError, MICError, ReplayError
+from protocol.errors import FrameError, MICError
 
 VERSION = 1
 UP = 0
@@ -22,12 +22,6 @@ MAX_FRAME = 255  # the largest LoRa payload
 MAX_BODY = MAX_FRAME - OVERHEAD
 MAX_ADDR = 0xFFFFFF
 MAX_FCNT = 0xFFFFFFFF
-
-# Counter reconstruction: a frame is taken to be at most REPLAY_WINDOW - 1 counters older
-# than the newest accepted, or at most MAX_GAP counters newer.
-REPLAY_WINDOW = 64
-MAX_GAP = 0x10000 - REPLAY_WINDOW
-
 
 class Keys:
     """The two session keys derived from one 128-bit device key, so that the same key
@@ -120,53 +114,3 @@ def _equal(a, b):
     for x, y in zip(a, b):
         diff |= x ^ y
     return diff == 0 and len(a) == len(b)
-
-
-def full_counter(newest, low):
-    """The 32-bit counter for the 16 low bits on air, given the newest counter accepted
-    from this device (None when none yet). The result lies in
-    (newest - REPLAY_WINDOW, newest + MAX_GAP]."""
-    if newest is None:
-        return low
-    base = newest - REPLAY_WINDOW + 1
-    candidate = (base & ~0xFFFF) | low
-    if candidate < base:
-        candidate += 0x10000
-    if candidate > MAX_FCNT:
-        raise ReplayError("frame: counter space exhausted (newest %d); the device needs a new key"
-                          % newest)
-    return candidate
-
-
-class ReplayWindow:
-    """Which counters of one device and direction have been accepted: the newest, and a
-    bitmap of the REPLAY_WINDOW counters up to it. Frames may arrive out of order within
-    the window (several receivers, two transports); each counter is accepted once."""
-
-    __slots__ = ("newest", "seen")
-
-    def __init__(self, newest=None, seen=0):
-        self.newest = newest
-        self.seen = seen  # bit i set: counter newest - i was accepted
-
-    def check(self, fcnt):
-        """Raise ReplayError if fcnt must not be accepted; change nothing."""
-        if self.newest is None or fcnt > self.newest:
-            return
-        age = self.newest - fcnt
-        if age >= REPLAY_WINDOW:
-            raise ReplayError("frame: counter %d is older than the replay window (newest %d)"
-                              % (fcnt, self.newest))
-        if self.seen >> age & 1:
-            raise ReplayError("frame: counter %d was already accepted (replay)" % fcnt)
-
-    def accept(self, fcnt):
-        self.check(fcnt)
-        if self.newest is None:
-            self.newest, self.seen = fcnt, 1
-        elif fcnt > self.newest:
-            shift = fcnt - self.newest
-            self.seen = ((self.seen << shift) | 1) & ((1 << REPLAY_WINDOW) - 1) if shift < REPLAY_WINDOW else 1
-            self.newest = fcnt
-        else:
-            self.seen |= 1 << (self.newest - fcnt)

@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import frame
+from protocol import counters, frame
 from protocol.errors import FrameError, MICError, ProtocolError, ReplayError
 
 KEY = bytes(range(16))
@@ -138,23 +138,23 @@ def test_unrepresentable_frame_fields_are_refused(runtime, args, message):
     (0x1FFF0, 0x0005, 0x20005), (0x20005, 0xFFF0, 0x1FFF0),
     (0x10000, 0xFFC1, 0xFFC1), (0x10000, 0xFFC0, 0x1FFC0)])
 def test_full_counter_is_reconstructed_from_the_low_bits(runtime, newest, low, expected):
-    assert runtime.call("protocol.frame.full_counter", newest, low) == expected
+    assert runtime.call("protocol.counters.full_counter", newest, low) == expected
 
 
 def test_counter_space_exhaustion_is_reported(runtime):
     with pytest.raises(ReplayError, match="exhausted"):
-        runtime.call("protocol.frame.full_counter", 0xFFFFFFF0, 0x0000)
+        runtime.call("protocol.counters.full_counter", 0xFFFFFFF0, 0x0000)
 
 
 def test_replayed_counter_is_rejected(runtime):
-    window = runtime.call("protocol.frame.ReplayWindow")
+    window = runtime.call("protocol.counters.ReplayWindow")
     runtime.method(window, "accept", 10)
     with pytest.raises(ReplayError, match="already accepted"):
         runtime.method(window, "accept", 10)
 
 
 def test_out_of_order_counters_inside_the_window_are_each_accepted_once(runtime):
-    window = runtime.call("protocol.frame.ReplayWindow")
+    window = runtime.call("protocol.counters.ReplayWindow")
     for fcnt in (10, 14, 12, 11, 13):
         runtime.method(window, "accept", fcnt)
     for fcnt in (10, 11, 12, 13, 14):
@@ -164,21 +164,21 @@ def test_out_of_order_counters_inside_the_window_are_each_accepted_once(runtime)
 
 
 def test_counter_older_than_the_window_is_rejected(runtime):
-    window = runtime.call("protocol.frame.ReplayWindow")
+    window = runtime.call("protocol.counters.ReplayWindow")
     runtime.method(window, "accept", 1000)
     with pytest.raises(ReplayError, match="older than the replay window"):
-        runtime.method(window, "accept", 1000 - frame.REPLAY_WINDOW)
-    runtime.method(window, "accept", 1000 - frame.REPLAY_WINDOW + 1)
+        runtime.method(window, "accept", 1000 - counters.REPLAY_WINDOW)
+    runtime.method(window, "accept", 1000 - counters.REPLAY_WINDOW + 1)
 
 
 def test_a_jump_larger_than_the_window_forgets_the_old_bitmap(runtime):
-    window = runtime.call("protocol.frame.ReplayWindow", 5, 1)
+    window = runtime.call("protocol.counters.ReplayWindow", 5, 1)
     runtime.method(window, "accept", 5 + 500)
     assert runtime.fields(window) == {"newest": 505, "seen": 1}
 
 
 def test_check_does_not_change_the_window(runtime):
-    window = runtime.call("protocol.frame.ReplayWindow", 7, 1)
+    window = runtime.call("protocol.counters.ReplayWindow", 7, 1)
     runtime.method(window, "check", 8)
     runtime.method(window, "check", 8)
     assert runtime.fields(window) == {"newest": 7, "seen": 1}
@@ -187,13 +187,13 @@ def test_check_does_not_change_the_window(runtime):
 @settings(max_examples=300)
 @given(accepted=st.lists(st.integers(0, 400), max_size=60))
 def test_replay_window_accepts_a_counter_at_most_once(accepted):
-    window = frame.ReplayWindow()
+    window = counters.ReplayWindow()
     seen = set()
     for fcnt in accepted:
         try:
             window.accept(fcnt)
         except ReplayError:
-            assert fcnt in seen or fcnt <= window.newest - frame.REPLAY_WINDOW
+            assert fcnt in seen or fcnt <= window.newest - counters.REPLAY_WINDOW
         else:
             assert fcnt not in seen
             seen.add(fcnt)

@@ -1,5 +1,5 @@
 """PROTOCOL.md is checked against the code: its worked examples are rebuilt step by step on
-both runtimes, and its field table must be exactly protocol.schema.FIELDS."""
+both runtimes, and its field table must be exactly protocol.schema.fields()."""
 import json
 import re
 from pathlib import Path
@@ -59,7 +59,7 @@ def test_examples_are_what_both_runtimes_seal_and_open(runtime, name):
         body = runtime.call("protocol.schema.encode", kind, json.loads(ex["reading"]))
     else:
         cmd = json.loads(ex["command"])
-        body = runtime.call("protocol.schema.encode_command", cmd["command_id"], cmd["command"],
+        body = runtime.call("protocol.command.encode", cmd["command_id"], cmd["command"],
                             cmd["arg"])
     assert body == hexbytes(ex["body"])
     sealed = runtime.call("protocol.frame.seal", keys, kind, int(ex["addr"], 16), fcnt, body,
@@ -78,7 +78,8 @@ def test_field_table_is_exactly_the_schema():
             kind, i, field, unit, scale, limits = cells
             documented.append((kind, int(i), field, unit, scale, limits))
     expected = []
-    for kind, specs in schema.FIELDS.items():
+    for kind in schema.kinds():
+        specs = schema.fields(kind)
         for i, (field, scale, lo, hi, unit) in enumerate(specs):
             if scale is None:
                 expected.append((schema.kind_name(kind), i, field, unit, "bool", ""))

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol import cbor, frame, schema
+from protocol import batch, cbor, frame, schema
 from protocol.errors import SchemaError
 
 EXAMPLES = {
@@ -33,7 +33,7 @@ def field_value(spec):
 
 
 def readings(kind, **limits):
-    specs = schema.FIELDS[kind]
+    specs = schema.fields(kind)
     fields = {}
     for spec in specs:
         name = spec[0]
@@ -45,7 +45,7 @@ def readings(kind, **limits):
 
 
 def assert_within_resolution(kind, reading, decoded):
-    for name, scale, *_ in schema.FIELDS[kind]:
+    for name, scale, *_ in schema.fields(kind):
         sent, got = reading[name], decoded[name]
         if sent is None or scale is None:
             assert got == sent, name
@@ -60,7 +60,7 @@ def test_example_reading_round_trips_on_both_runtimes(runtime, kind):
     assert runtime.call("protocol.schema.decode", kind, body) == EXAMPLES[kind]
 
 
-@pytest.mark.parametrize("kind", sorted(schema.FIELDS), ids=schema.kind_name)
+@pytest.mark.parametrize("kind", schema.kinds(), ids=schema.kind_name)
 @settings(max_examples=150)
 @given(data=st.data())
 def test_every_field_round_trips_within_its_resolution(kind, data):
@@ -72,7 +72,7 @@ def test_every_field_round_trips_within_its_resolution(kind, data):
           deadline=None)
 @given(data=st.data())
 def test_both_runtimes_encode_every_reading_identically(micropython, data):
-    kind = data.draw(st.sampled_from(sorted(schema.FIELDS)))
+    kind = data.draw(st.sampled_from(schema.kinds()))
     reading = data.draw(readings(kind))
     body = schema.encode(kind, reading)
     assert micropython.call("protocol.schema.encode", kind, reading) == body
@@ -163,14 +163,14 @@ def hourly(kind, n=6):
 
 @pytest.mark.parametrize("kind", schema.READINGS, ids=schema.kind_name)
 def test_six_readings_in_one_batch_cost_under_ten_bytes_each(runtime, kind):
-    body = runtime.call("protocol.schema.encode_batch", kind, hourly(kind), 600, 30)
+    body = runtime.call("protocol.batch.encode", kind, hourly(kind), 600, 30)
     assert (frame.OVERHEAD + len(body)) / 6 < 10
 
 
 @pytest.mark.parametrize("kind", schema.READINGS, ids=schema.kind_name)
 def test_batch_round_trips_with_each_readings_age(runtime, kind):
     sent = hourly(kind)
-    body = runtime.call("protocol.schema.encode_batch", kind, sent, 600, 30)
+    body = runtime.call("protocol.batch.encode", kind, sent, 600, 30)
     decoded = runtime.call("protocol.schema.decode", schema.BATCH, body)
     assert decoded["kind"] == schema.kind_name(kind) and decoded["step_s"] == 600
     assert [r.pop("age_s") for r in decoded["readings"]] == [3030, 2430, 1830, 1230, 630, 30]
@@ -179,11 +179,11 @@ def test_batch_round_trips_with_each_readings_age(runtime, kind):
 
 
 @settings(max_examples=200)
-@given(data=st.data(), n=st.integers(1, schema.MAX_BATCH))
+@given(data=st.data(), n=st.integers(1, batch.MAX_BATCH))
 def test_any_batch_round_trips(data, n):
     kind = data.draw(st.sampled_from(schema.READINGS))
     sent = [data.draw(readings(kind)) for _ in range(n)]
-    decoded = schema.decode_batch(schema.encode_batch(kind, sent, 60))
+    decoded = batch.decode(batch.encode(kind, sent, 60))
     assert len(decoded["readings"]) == n
     for reading, got in zip(sent, decoded["readings"]):
         assert_within_resolution(kind, reading, got)
@@ -208,7 +208,7 @@ def test_malformed_batch_is_refused(runtime, body, message):
     ("set_profile", [[0, 100], [240, 50], [480, 70]]), ("recalibrate", None),
     ("forced_recalibration", 420), ("reboot", None), ("set_status_every", 12)])
 def test_every_command_round_trips(runtime, command, arg):
-    body = runtime.call("protocol.schema.encode_command", 513, command, arg)
+    body = runtime.call("protocol.command.encode", 513, command, arg)
     assert runtime.call("protocol.schema.decode", schema.COMMAND, body) == {
         "command_id": 513, "command": command, "arg": arg}
 
@@ -218,7 +218,7 @@ def test_every_command_round_trips(runtime, command, arg):
     ("set_profile", [[0, 101]]), ("forced_recalibration", 100), ("reboot", 1)])
 def test_command_with_a_bad_argument_is_refused(runtime, command, arg):
     with pytest.raises(SchemaError, match="command.%s: bad argument" % command):
-        runtime.call("protocol.schema.encode_command", 1, command, arg)
+        runtime.call("protocol.command.encode", 1, command, arg)
 
 
 def test_unknown_command_on_air_is_refused(runtime):

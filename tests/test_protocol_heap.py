@@ -1,0 +1,37 @@
+"""protocol/ compiled to .mpy, as a board runs it, on the MicroPython unix port with an
+ESP32-sized heap cap: one reading of each kind encodes, encrypts and MICs in 32 KB, and the
+frames are the ones CPython builds."""
+import pytest
+
+from protocol import frame, schema
+from tools import mpybuild
+from tests.mpy import seal_each_kind_reference
+
+SCRIPT = mpybuild.ROOT / "tests" / "mpy" / "seal_each_kind.py"
+
+
+@pytest.fixture(scope="module")
+def mpy_tree(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mpy")
+    mpybuild.compile_packages(["protocol"], out)
+    return out
+
+
+def test_protocol_compiles_to_mpy_without_sources_beside_it(mpy_tree):
+    sources = sorted(p.stem for p in (mpybuild.ROOT / "protocol").glob("*.py"))
+    assert sorted(p.name for p in (mpy_tree / "protocol").iterdir()) == [
+        name + ".mpy" for name in sources]
+
+
+def test_one_reading_of_each_kind_seals_in_a_32k_heap(mpy_tree):
+    result = mpybuild.run(SCRIPT, [mpy_tree], heap="32K")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == seal_each_kind_reference()
+
+
+def test_a_heap_too_small_fails_loudly_rather_than_sealing_wrong_frames(mpy_tree):
+    result = mpybuild.run(SCRIPT, [mpy_tree], heap="16K")
+    assert result.returncode != 0
+    # The unix port prints an uncaught exception's traceback on stdout.
+    assert "MemoryError" in result.stdout + result.stderr
+    assert not any(line.startswith("fill ") for line in result.stdout.splitlines())
