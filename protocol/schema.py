@@ -16,7 +16,8 @@ STATUS = 8
 EVENT = 9
 ACK = 10
 BATCH = 11
-COMMAND = 16  # the only downlink kind
+RECEIPT = 12  # downlink: the gateway has the uplink with this counter
+COMMAND = 16  # downlink
 READINGS = (FILL, PARKING, CO2, LUMINAIRE)  # the kinds a batch may hold
 
 # Fault bits, shared by all kinds (the `fault` field of a reading).
@@ -79,6 +80,9 @@ _TABLES = {
         command_id     1    0     65535
         result         1    0     255
     """,
+    RECEIPT: """
+        fcnt           1    0     4294967295
+    """,
 }
 _parsed = [None, None]  # the last kind read, and its fields
 
@@ -112,7 +116,7 @@ def kinds():
 
 
 _NAMES = ("", "fill", "parking", "co2", "luminaire", "", "", "", "status", "event", "ack",
-          "batch", "", "", "", "", "command")
+          "batch", "receipt", "", "", "", "command")
 
 
 def kind_name(kind):
@@ -178,7 +182,7 @@ def to_raw(kind, reading):
 
 
 def encode(kind, reading):
-    """The CBOR body of one reading, status, event or ack."""
+    """The CBOR body of one reading, status, event, ack or receipt."""
     return cbor.dumps(to_raw(kind, reading))
 
 
