@@ -136,14 +136,14 @@ def heap_table():
     table.add_column("kind")
     table.add_column("smallest heap", justify="right")
     with tempfile.TemporaryDirectory() as build:
-        mpybuild.compile_packages(["protocol"], build)
-        script = mpybuild.ROOT / "tools" / "seal_samples.py"
+        mpybuild.build_sealer(build)
+        script = mpybuild.SEALER
         base = (DEMO_KEY.hex(), "%06x" % DEMO_ADDR, "1")
         for kind, _ in READINGS:
             name = schema.kind_name(kind)
-            heap = mpybuild.smallest_heap(script, [build, mpybuild.ROOT], args=base + (name,))
+            heap = mpybuild.smallest_heap(script, [build], args=base + (name,))
             table.add_row(name, "%d bytes (%.1f KB)" % (heap, heap / 1024))
-        heap = mpybuild.smallest_heap(script, [build, mpybuild.ROOT], args=base)
+        heap = mpybuild.smallest_heap(script, [build], args=base)
         table.add_row("all four in one run", "%d bytes (%.1f KB)" % (heap, heap / 1024))
     return table
 

@@ -74,10 +74,11 @@ def cmac(key, message):
 
 def ctr(key, initial_block, data):
     """AES-CTR: XOR data with E(K, T1), E(K, T2), ... where T1 = initial_block and each
-    next counter block is the previous one plus one, as a 128-bit big-endian integer."""
+    next counter block is the previous one plus one, as a 128-bit big-endian integer.
+    key: 16 bytes, or an AES object made once for many calls."""
     if len(initial_block) != BLOCK:
         raise ProtocolError("crypto: CTR counter block must be 16 bytes")
-    encrypt = AES(key).encrypt_block
+    encrypt = (key if isinstance(key, AES) else AES(key)).encrypt_block
     counter = int.from_bytes(bytes(initial_block), "big")
     out = bytearray(len(data))
     for start in range(0, len(data), BLOCK):

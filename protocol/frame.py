@@ -29,13 +29,11 @@ class Keys:
 
     def __init__(self, device_key):
         root = AES(device_key)
-        self.enc = root.encrypt_block(b"\x01" + bytes(15))
+        self.enc = AES(root.encrypt_block(b"\x01" + bytes(15)))
         self.mic = CMAC(root.encrypt_block(b"\x02" + bytes(15)))
 
 
 class Header:
-    __slots__ = ("version", "direction", "kind", "addr", "fcnt_low")
-
     def __init__(self, version, direction, kind, addr, fcnt_low):
         self.version = version
         self.direction = direction

@@ -7,15 +7,12 @@ from protocol import frame, schema
 from tools import mpybuild
 from tools.samples import READINGS
 
-SCRIPT = mpybuild.ROOT / "tools" / "seal_samples.py"
 ARGS = (bytes(range(16)).hex(), "12ab34", "70000")
 
 
 @pytest.fixture(scope="module")
 def mpy_tree(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mpy")
-    mpybuild.compile_packages(["protocol"], out)
-    return out
+    return mpybuild.build_sealer(tmp_path_factory.mktemp("mpy"))
 
 
 def expected_lines():
@@ -32,13 +29,13 @@ def test_protocol_compiles_to_mpy_without_sources_beside_it(mpy_tree):
 
 
 def test_one_reading_of_each_kind_seals_in_a_32k_heap(mpy_tree):
-    result = mpybuild.run(SCRIPT, [mpy_tree, mpybuild.ROOT], heap="32K", args=ARGS)
+    result = mpybuild.run(mpybuild.SEALER, [mpy_tree], heap="32K", args=ARGS)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines() == expected_lines()
 
 
 def test_a_heap_too_small_fails_loudly_rather_than_sealing_wrong_frames(mpy_tree):
-    result = mpybuild.run(SCRIPT, [mpy_tree, mpybuild.ROOT], heap="16K", args=ARGS)
+    result = mpybuild.run(mpybuild.SEALER, [mpy_tree], heap="16K", args=ARGS)
     assert result.returncode != 0
     # The unix port prints an uncaught exception's traceback on stdout.
     assert "MemoryError" in result.stdout + result.stderr

@@ -17,9 +17,8 @@ from tools.samples import DEMO_ADDR, DEMO_KEY
 def node_frames(heap):
     """Frames sealed on MicroPython: [(kind name, bytes)]."""
     with tempfile.TemporaryDirectory() as build:
-        mpybuild.compile_packages(["protocol"], build)
-        result = mpybuild.run(mpybuild.ROOT / "tools" / "seal_samples.py",
-                              [build, mpybuild.ROOT], heap=heap,
+        mpybuild.build_sealer(build)
+        result = mpybuild.run(mpybuild.SEALER, [build], heap=heap,
                               args=(DEMO_KEY.hex(), "%06x" % DEMO_ADDR, "1"))
     if result.returncode != 0:
         raise RuntimeError("MicroPython failed:\n" + result.stdout + result.stderr)

@@ -24,32 +24,63 @@ def micropython_binary():
     return _tool("micropython")
 
 
-def compile_packages(packages, out_dir, march=None):
-    """Compile every .py of the given top-level packages (paths under ROOT) into out_dir,
-    keeping the package layout. Returns the list of .mpy files written."""
-    out_dir = Path(out_dir)
+def compile_tree(src_dir, out_dir, march=None):
+    """Compile every .py under src_dir into out_dir as .mpy, keeping the layout (an
+    __init__.py becomes __init__.mpy). Returns the list of files written."""
+    src_dir, out_dir = Path(src_dir), Path(out_dir)
     mpy_cross = _tool("mpy-cross")
     written = []
+    for src in sorted(src_dir.rglob("*.py")):
+        rel = src.relative_to(src_dir)
+        dest = out_dir / rel.with_suffix(".mpy")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # Never copy sources here: a stale .py beside the .mpy would win the import.
+        cmd = [mpy_cross, "-o", str(dest), "-s", str(rel)]
+        if march:
+            cmd.append("-march=" + march)
+        subprocess.run(cmd + [str(src)], check=True, capture_output=True, text=True)
+        written.append(dest)
+    return written
+
+
+def compile_packages(packages, out_dir, march=None):
+    """Compile the given top-level packages (folders under ROOT) into out_dir."""
+    written = []
     for package in packages:
-        for src in sorted((ROOT / package).rglob("*.py")):
-            rel = src.relative_to(ROOT)
-            dest = out_dir / rel.with_suffix(".mpy")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            # A stale .py beside the .mpy would win the import: never copy sources here.
-            cmd = [mpy_cross, "-o", str(dest), "-s", str(rel)]
-            if march:
-                cmd.append("-march=" + march)
-            subprocess.run(cmd + [str(src)], check=True, capture_output=True, text=True)
-            written.append(dest)
+        written += compile_tree(ROOT / package, Path(out_dir) / package, march)
     return written
 
 
 def run(script, path, heap="96K", args=(), timeout=120, input=None):
-    """Run a MicroPython script with `path` (a list of folders) as its module path."""
+    """Run a MicroPython script (a .py path, or "-m" and a module name to run compiled
+    code) with `path` (a list of folders) as its module path."""
     env = {"MICROPYPATH": ":".join([str(p) for p in path] + [".frozen"]), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([micropython_binary(), "-X", "heapsize=" + str(heap), str(script),
+    target = ["-m", script[3:]] if str(script).startswith("-m ") else [str(script)]
+    # The working directory is on the module path too: start in the first folder given, so
+    # sources in the caller's directory never shadow the compiled tree.
+    return subprocess.run([micropython_binary(), "-X", "heapsize=" + str(heap), *target,
                            *args], env=env, capture_output=True, text=True, timeout=timeout,
-                          input=input)
+                          input=input, cwd=str(path[0]))
+
+
+def build_sealer(out_dir):
+    """protocol/ and the sample sealer (tools/seal_samples.py) compiled to .mpy, as a node
+    carries them; run it with run(SEALER, [out_dir], ...)."""
+    compile_packages(["protocol"], out_dir)
+    for name in ("__init__.py", "samples.py", "seal_samples.py"):
+        compile_file(ROOT / "tools" / name, Path(out_dir) / "tools" / name)
+    return out_dir
+
+
+SEALER = "-m tools.seal_samples"
+
+
+def compile_file(src, dest_py):
+    dest = Path(dest_py).with_suffix(".mpy")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([_tool("mpy-cross"), "-o", str(dest), str(src)], check=True,
+                   capture_output=True, text=True)
+    return dest
 
 
 def smallest_heap(script, path, low=4 * 1024, high=256 * 1024, args=()):

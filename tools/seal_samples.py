@@ -23,4 +23,5 @@ def main(argv):
         fcnt += 1
 
 
-main(sys.argv)
+# Run as `micropython -m tools.seal_samples ARGS`: argv[0] is the interpreter there.
+main(sys.argv if sys.argv[0].endswith(".py") else [""] + sys.argv[1:])
