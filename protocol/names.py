@@ -13,7 +13,9 @@ RESET_CAUSES = {1: "power_on", 2: "hard_reset", 3: "watchdog", 4: "deep_sleep",
 FAULTS = ((schema.FAULT_BUS, "bus"), (schema.FAULT_CRC, "crc"),
           (schema.FAULT_TIMEOUT, "timeout"), (schema.FAULT_RANGE, "range"),
           (schema.FAULT_LAMP, "lamp"), (schema.FAULT_POWER_BAND, "power_band"),
-          (schema.FAULT_AUX, "aux"))
+          (schema.FAULT_AUX, "aux"), (schema.FAULT_CONFIG, "config"),
+          (schema.FAULT_LINK, "link"), (schema.FAULT_QUEUE, "queue_full"),
+          (schema.FAULT_APP, "app"))
 
 ACK_RESULTS = {0: "ok", 1: "unknown_command", 2: "bad_argument", 3: "failed"}
 

@@ -28,6 +28,11 @@ FAULT_RANGE = 8       # implausible or stuck value
 FAULT_LAMP = 16       # luminaire: commanded on, no power drawn
 FAULT_POWER_BAND = 32  # luminaire: power outside the expected band
 FAULT_AUX = 64        # a secondary sensor (thermometer, ambient light) failed
+# Node faults (only in the `faults` field of a status, next to the readings' bits).
+FAULT_CONFIG = 0x100   # config.json or device.key is broken: the node runs in safe mode
+FAULT_LINK = 0x200     # a transport could not deliver (no network, no receipt)
+FAULT_QUEUE = 0x400    # the flash queue was full and dropped frames
+FAULT_APP = 0x800      # the sensor app could not start
 
 # The fields of each kind, in their order on air: name, scale, minimum, maximum, unit.
 # The integer on air is round(value * scale), so the resolution is 1/scale; minimum and
@@ -82,6 +87,7 @@ _TABLES = {
     """,
     RECEIPT: """
         fcnt           1    0     4294967295
+        commands       1    0     255
     """,
 }
 _parsed = [None, None]  # the last kind read, and its fields

@@ -1,0 +1,93 @@
+# Fill level of a waste container or glass bubble from an ultrasonic rangefinder above it.
+# Plain functions for the algorithms (tested on CPython and MicroPython); FillApp ties them
+# to the driver and keeps what it needs between cycles in the node's RTC state.
+from protocol import schema
+
+PINGS = 5
+OUTLIER_MM = 60        # a ping further than this from the median is an echo off a wall
+EMPTIED_DROP_PCT = 30  # a fall of the level this large between two readings: emptied
+FIRE_C = 70
+
+
+def speed_of_sound_mm_s(temperature_c):
+    # Dry air: 331.3 m/s at 0 °C plus 0.606 m/s per kelvin (20 °C: 343.4 m/s).
+    return int((331.3 + 0.606 * temperature_c) * 1000)
+
+
+def robust_distance(pings):
+    """Median of the pings after dropping the ones far from the first median; None if
+    fewer than half remain."""
+    if not pings:
+        return None
+    ordered = sorted(pings)
+    median = ordered[len(ordered) // 2]
+    kept = sorted(p for p in pings if abs(p - median) <= OUTLIER_MM)
+    if len(kept) * 2 < len(pings):
+        return None
+    n = len(kept)
+    return kept[n // 2] if n % 2 else (kept[n // 2 - 1] + kept[n // 2]) // 2
+
+
+def fill_pct(distance_mm, depth_mm, full_mm):
+    """Fill level in percent: 0 with the sensor seeing the floor at depth_mm, 100 with the
+    contents at full_mm below the sensor (the mounting offset or the blind zone)."""
+    span = depth_mm - full_mm
+    level = (depth_mm - distance_mm) * 100.0 / span
+    return min(100.0, max(0.0, level))
+
+
+def hours_to_full(level, previous_level, elapsed_s):
+    """Hours until 100 % at the rate seen since the previous reading; None if not rising."""
+    if previous_level is None or elapsed_s <= 0 or level <= previous_level:
+        return None
+    rate_per_h = (level - previous_level) * 3600.0 / elapsed_s
+    return min(65535, int((100.0 - level) / rate_per_h))
+
+
+class FillApp:
+    kind = schema.FILL
+
+    def __init__(self, cfg, state, hw):
+        from sensors.jsnsr04t import JSNSR04T
+        sensors = cfg["sensors"]
+        settings = cfg["settings"]
+        self._depth = settings.get("depth_mm", 1200)
+        self._full = max(settings.get("offset_mm", 0), settings.get("blind_mm", 250))
+        self._state = state
+        self._sensor = JSNSR04T(hw.Pin(sensors.get("trigger", 5)), hw.Pin(sensors.get("echo", 18)))
+
+    def measure(self, now_s):
+        """(reading, events): never raises; a sensor fault becomes a fault bit."""
+        from sensors.errors import SensorError
+        reading = {"fault": 0}
+        events = []
+        temperature = None  # this sensor has no thermometer
+        sound = speed_of_sound_mm_s(20 if temperature is None else temperature)
+        pings = []
+        fault = 0
+        for _ in range(PINGS):
+            try:
+                pings.append(self._sensor.distance_mm(sound))
+            except SensorError as e:
+                fault |= e.fault
+                if e.fault == schema.FAULT_TIMEOUT:
+                    break  # a dead module will not answer the next ping either
+        distance = robust_distance(pings)
+        if distance is None:
+            reading["fault"] = fault or schema.FAULT_RANGE
+            return reading, events
+        level = fill_pct(distance, self._depth, self._full)
+        previous = self._state.get("level")
+        if previous is not None and previous - level >= EMPTIED_DROP_PCT:
+            events.append((1, int(previous)))  # emptied, with the level before
+        reading.update(level_pct=level, distance_mm=distance, temperature_c=temperature,
+                       hours_to_full=hours_to_full(level, previous,
+                                                   now_s - self._state.get("t", now_s)))
+        self._state["level"] = level
+        self._state["t"] = now_s
+        return reading, events
+
+    def command(self, name, arg):
+        if name == "set_thresholds":
+            return 0
+        return None  # not ours

@@ -1,0 +1,3 @@
+from node import runtime
+
+runtime.main()

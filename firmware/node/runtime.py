@@ -1,0 +1,246 @@
+# The node's cycle: wake, measure, encode, queue, send, listen for downlinks, persist, deep
+# sleep. Whatever fails (a sensor, a link, the config), the node reports it and sleeps: it
+# never stops and never boot-loops. The watchdog resets a cycle that hangs.
+import gc
+import time
+
+import machine
+
+from node import config
+from node import state as rtcstate
+from node.counter import FrameCounter
+from node.energy import EnergyAccount
+from node.queue import FlashQueue
+from protocol import cbor_decode, counters, frame, schema  # noqa: F401 (see below)
+
+# cbor_decode is imported here, while the heap is still whole, rather than on the first
+# downlink deep in the cycle, where a fragmented heap may not fit it.
+
+SAFE_SLEEP_MS = 3600 * 1000   # broken config: try again in an hour
+MIN_SLEEP_MS = 1000
+DOWN_SAVE_EVERY = 1024        # keep the downlink counter in flash this often (section 6)
+_REMEMBERED_COMMANDS = 8
+
+
+def log(*args):
+    print("node:", *args)
+
+
+def main():
+    cause = machine.reset_cause()
+    log("cityedge firmware %d, reset cause %d, wake reason %d"
+        % (config.FW_VERSION, cause, machine.wake_reason()))
+    try:
+        cfg = config.load()
+    except config.ConfigError as e:
+        safe_mode(e)
+        return
+    Node(cfg, cause).cycle()
+
+
+def safe_mode(error):
+    """A broken config: say so, report it if the key and address can still be read, and
+    sleep long. Never a boot loop that drains the battery."""
+    log("config error:", error)
+    try:
+        cfg = config.load_for_status()
+        node = Node(cfg, machine.reset_cause())
+        node.faults |= schema.FAULT_CONFIG
+        node.send_status_only()
+    except Exception as e:  # nothing more to try: the sleep below is the fallback
+        log("no status frame in safe mode:", e)
+    log("safe mode: sleeping %d s" % (SAFE_SLEEP_MS // 1000))
+    machine.deepsleep(SAFE_SLEEP_MS)
+
+
+class Node:
+    def __init__(self, cfg, cause):
+        self.cfg = cfg
+        self.cause = cause
+        self.t_wake = time.ticks_ms()
+        self.wdt = machine.WDT(timeout=cfg["wdt_ms"])
+        self.rtc = machine.RTC()
+        st = rtcstate.load(self.rtc)
+        if st is None:
+            if cause == machine.DEEPSLEEP_RESET:
+                log("RTC state lost or corrupt: starting from flash")
+            st = {"up_ms": 0, "sc": 0, "uah": 0, "f": 0, "rc": cause, "app": {}, "cmds": []}
+        if cause != machine.DEEPSLEEP_RESET:
+            st["rc"] = cause
+        self.st = st
+        self.counter = FrameCounter(st)
+        self.keys = frame.Keys(cfg["key"])
+        self.energy = EnergyAccount(cfg["currents_ma"])
+        self.queue = FlashQueue(limit=cfg.get("queue_max", 100))
+        self.faults = 0
+        self.links = self._links()
+        self.window = self._down_window()
+
+    # ------------------------------------------------------------ frames
+
+    def _seal(self, kind, body):
+        fcnt = self.counter.next()
+        self.queue.push(frame.seal(self.keys, kind, self.cfg["addr"], fcnt, body), fcnt)
+        return fcnt
+
+    def _status_body(self):
+        st = self.st
+        cycles = max(st["sc"], 1)
+        return schema.encode(schema.STATUS, {
+            "battery_mv": self._battery_mv(), "reset_cause": st["rc"],
+            "faults": (st["f"] | self.faults) & 0xFFFF, "fw_version": config.FW_VERSION,
+            "uptime_s": st["up_ms"] // 1000, "queue_depth": len(self.queue),
+            "dropped": self.queue.dropped, "awake_ms": st.get("awake", 0),
+            "cycle_uah": min(st["uah"] / cycles, 42949672.95)})
+
+    def _battery_mv(self):
+        bat = self.cfg["battery"]
+        try:
+            adc = machine.ADC(machine.Pin(bat["adc_pin"]), atten=machine.ADC.ATTN_11DB)
+            return int(adc.read_uv() * bat["divider"] / 1000)
+        except (OSError, ValueError) as e:
+            log("battery: cannot read the ADC:", e)
+            return None
+
+    # ------------------------------------------------------------ the cycle
+
+    def cycle(self):
+        st = self.st
+        reading, events, app = self._measure()
+        self.wdt.feed()
+        if reading is not None:
+            self._seal(app.kind, schema.encode(app.kind, reading))
+            st["f"] |= reading.get("fault", 0)
+        for code, value in events:
+            self._seal(schema.EVENT, schema.encode(schema.EVENT, {"event": code, "value": value}))
+        if self.cause != machine.DEEPSLEEP_RESET or st["sc"] + 1 >= self.cfg["status_every"]:
+            self._seal(schema.STATUS, self._status_body())
+            st["sc"], st["uah"], st["f"] = 0, 0, 0
+        rtcstate.save(self.rtc, st)
+        gc.collect()
+        commands = self._deliver()
+        if commands:
+            self._apply(commands, app)
+            self._deliver()
+        self._sleep()
+
+    def send_status_only(self):
+        self._seal(schema.STATUS, self._status_body())
+        self._deliver()
+
+    def _measure(self):
+        start = time.ticks_ms()
+        try:
+            import apps
+            app = apps.create(self.cfg, self.st["app"], machine)
+            reading, events = app.measure(self.st["up_ms"] // 1000)
+        except Exception as e:  # the app could not even start: report it, keep the node up
+            log("app failed:", repr(e))
+            self.faults |= schema.FAULT_APP
+            return None, [], None
+        finally:
+            self.energy.timed("sensor", start)
+        log("reading", reading, "events", events)
+        return reading, events, app
+
+    # ------------------------------------------------------------ links
+
+    def _links(self):
+        links = []
+        for name in self.cfg["transports"]:
+            if name == "wifi":
+                from net.wifi import WifiLink
+                links.append(WifiLink(self.cfg, self.keys, self.energy))
+        return links
+
+    def _down_window(self):
+        saved = self.st.get("dn")
+        if saved is None:
+            try:
+                with open("dn.cnt") as f:
+                    saved = [int(f.read()), 0]  # flash copy: counters up to it are used
+            except (OSError, ValueError):
+                saved = [None, 0]
+        return counters.ReplayWindow(saved[0], saved[1])
+
+    def _keep_window(self):
+        newest = self.window.newest
+        self.st["dn"] = [newest, self.window.seen]
+        if newest is not None and newest - self.st.get("dn_saved", -DOWN_SAVE_EVERY) >= DOWN_SAVE_EVERY:
+            with open("dn.cnt", "w") as f:
+                f.write(str(newest))
+            self.st["dn_saved"] = newest
+
+    def _deliver(self):
+        """Send queued frames oldest first over the first link that works; a frame leaves
+        the queue only when the gateway confirmed it. Returns the commands received."""
+        commands = []
+        for link in self.links:
+            if not len(self.queue):
+                break
+            try:
+                link.up()
+                for fcnt, data in self.queue.frames():
+                    delivered, received = link.send(data, fcnt, self.window)
+                    commands += received
+                    self.wdt.feed()
+                    if not delivered:
+                        log("%s: no receipt for frame %d; it stays queued" % (link.name, fcnt))
+                        self.faults |= schema.FAULT_LINK
+                        break
+                    self.queue.remove(fcnt)
+            except Exception as e:  # one failing link must not stop the others
+                log("%s: %s" % (link.name, e))
+                self.faults |= schema.FAULT_LINK
+        self._keep_window()
+        return commands
+
+    # ------------------------------------------------------------ downlink commands
+
+    def _apply(self, commands, app):
+        reboot = False
+        for cmd in commands:
+            cid, name, arg = cmd["command_id"], cmd["command"], cmd["arg"]
+            if cid in self.st["cmds"]:
+                result = 0  # already applied: acknowledge again, do not redo it
+            else:
+                result = self._run_command(name, arg, app)
+                self.st["cmds"] = (self.st["cmds"] + [cid])[-_REMEMBERED_COMMANDS:]
+                reboot = reboot or (name == "reboot" and result == 0)
+            log("command %d %s %r -> %d" % (cid, name, arg, result))
+            self._seal(schema.ACK, schema.encode(schema.ACK, {"command_id": cid, "result": result}))
+        rtcstate.save(self.rtc, self.st)
+        if reboot:
+            self._deliver()
+            machine.reset()
+
+    def _run_command(self, name, arg, app):
+        if name in ("set_interval", "set_status_every"):
+            field = "interval_s" if name == "set_interval" else "status_every"
+            config.save_override(field, arg)
+            self.cfg[field] = arg
+            return 0
+        if name == "reboot":
+            return 0
+        result = app.command(name, arg) if app is not None else None
+        return 1 if result is None else result
+
+    # ------------------------------------------------------------ sleep
+
+    def _sleep(self):
+        st = self.st
+        awake_ms = time.ticks_diff(time.ticks_ms(), self.t_wake)
+        sleep_ms = max(MIN_SLEEP_MS, self.cfg["interval_s"] * 1000 - awake_ms)
+        st["awake"] = awake_ms
+        st["uah"] += self.energy.charge_uah(awake_ms, sleep_ms)
+        st["sc"] += 1
+        st["f"] |= self.faults
+        st["up_ms"] += awake_ms + sleep_ms
+        for link in self.links:
+            link.close()
+        rtcstate.save(self.rtc, st)
+        gc.collect()
+        log("cycle done in %d ms: %d frame(s) queued, sleeping %d ms"
+            % (awake_ms, len(self.queue), sleep_ms))
+        self.wdt.feed()
+        machine.deepsleep(sleep_ms)

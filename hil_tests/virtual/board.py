@@ -1,0 +1,411 @@
+"""A virtual ESP32 board: the unchanged firmware runs on the MicroPython unix port, and this
+host is its hardware.
+
+The host owns what outlives a process on a real chip: the virtual clock, RTC memory, the
+flash directory (the process's working directory), the reset cause and wake reason. It
+answers the shim's bus requests (hil_tests/virtual/shim/) from device models written from
+datasheets, and it injects faults: a brown-out or reset at any instant, bus NACKs, stuck
+peripherals, Wi-Fi down, a watchdog that really resets a hung cycle.
+
+Deep sleep ends the process; `run()` starts it again after the sleep time of virtual time,
+with RTC memory and flash kept, as the chip does. Power-on and brown-out clear RTC memory.
+"""
+import errno
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from tools import mpybuild
+
+SHIM = Path(__file__).resolve().parent / "shim"
+
+PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
+# On an ESP32, machine, network, socket and time are built in and take no heap; here the
+# shim that stands in for them is Python. The interpreter gets this much more heap than the
+# firmware's cap, so the firmware keeps the heap it would have on the chip. A test checks
+# that the shim stays within it.
+SHIM_HEAP = 16 * 1024
+TIMER_WAKE = 4
+# 2026-01-01 as seconds since 2000-01-01, the ESP32 port's epoch: the virtual board's
+# wall clock at virtual time 0.
+EPOCH = 852076800
+
+
+class BoardError(Exception):
+    pass
+
+
+class BusFault(Exception):
+    """Raised by a device model to make the bus transaction fail with an errno."""
+
+    def __init__(self, code=errno.ENODEV):
+        super().__init__(code)
+        self.errno = code
+
+
+class Run:
+    """One life of the interpreter, from start to exit: why it ended and what it printed."""
+
+    def __init__(self, number, reset_cause, vt_start):
+        self.number = number
+        self.reset_cause = reset_cause
+        self.vt_start = vt_start
+        self.end = None          # "deepsleep", "reset", "watchdog", "brownout", "exit", "killed"
+        self.sleep_ms = 0
+        self.exit_code = None
+        self.lines = []
+
+    def __repr__(self):
+        return "<Run %d cause=%d end=%s>" % (self.number, self.reset_cause, self.end)
+
+
+_shim_cache = {}
+
+
+def compiled_shim():
+    """The shim compiled to .mpy once per process: it is the board's ROM, so it should
+    cost the firmware as little heap as it can."""
+    if "dir" not in _shim_cache:
+        import tempfile
+        out = Path(tempfile.mkdtemp(prefix="cityedge-shim-"))
+        mpy_cross = mpybuild._tool("mpy-cross")
+        for src in SHIM.glob("*.py"):
+            if src.name == "_boot.py":
+                shutil.copy(src, out / src.name)  # the script the interpreter is started with
+                continue
+            subprocess.run([mpy_cross, "-o", str(out / (src.stem + ".mpy")), str(src)],
+                           check=True, capture_output=True)
+        _shim_cache["dir"] = out
+    return _shim_cache["dir"]
+
+
+class VirtualBoard:
+    def __init__(self, flash_dir, *, name="board", heap="96K", models=(), log_dir=None,
+                 vt_start_us=0, unique_id=None):
+        self.flash = Path(flash_dir)
+        self.flash.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.heap = heap
+        self.vt = vt_start_us
+        self.rtc = b""
+        self.reset_cause = PWRON_RESET
+        self.wake_reason = 0
+        self.wifi_up = True
+        self.wifi_rssi = -58
+        self.unique_id = unique_id or (abs(hash(name)) & 0xFFFFFFFFFFFF).to_bytes(6, "big")
+        self.models = {}
+        for model in models:
+            self.attach(model)
+        self.pins = {}
+        self.pwm = {}
+        self.runs = []
+        self.log_path = Path(log_dir or self.flash.parent) / ("%s.console.log" % name)
+        self._lines = threading.Condition()
+        self._console = []
+        self._proc = None
+        self._wdt = None          # (timeout_us, real time of the last feed)
+        self._halt_at_vt = None   # a brown-out scheduled at this virtual time
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._server = threading.Thread(target=self._serve, daemon=True)
+        self._server.start()
+
+    # ------------------------------------------------------------ models and faults
+
+    def attach(self, model):
+        """Put a device model on the board: it answers for the bus keys it names."""
+        for key in model.bus_keys():
+            self.models[key] = model
+        model.board = self
+        return model
+
+    def model(self, key):
+        return self.models[key]
+
+    def brownout_at(self, vt_us):
+        """Cut the power when the firmware next touches the hardware at or after vt_us."""
+        self._halt_at_vt = vt_us
+
+    def kill(self):
+        """Cut the power now, whatever the firmware is doing (SIGKILL)."""
+        if self._proc and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+
+    # ------------------------------------------------------------ console
+
+    @property
+    def console(self):
+        with self._lines:
+            return list(self._console)
+
+    def expect(self, pattern, timeout=10.0, start=0):
+        """Wait until a console line matches the regex; return the match. The failure says
+        what the board printed and where the log is."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._lines:
+            while True:
+                for line in self._console[start:]:
+                    found = regex.search(line)
+                    if found:
+                        return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    tail = "\n".join(self._console[-20:])
+                    raise BoardError("%s: no console line matched %r within %.0f s; last "
+                                     "lines:\n%s\n(full log: %s)"
+                                     % (self.name, pattern, timeout, tail, self.log_path))
+                self._lines.wait(left)
+
+    def _read_console(self, proc, run, log):
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            log.write(line + "\n")
+            log.flush()
+            with self._lines:
+                self._console.append(line)
+                run.lines.append(line)
+                self._lines.notify_all()
+
+    # ------------------------------------------------------------ running
+
+    def _env(self):
+        return {
+            "CITYEDGE_BOARD_HOST": "127.0.0.1:%d" % self._sock.getsockname()[1],
+            "MICROPYPATH": "%s:.frozen::lib" % compiled_shim(),
+            "PATH": "/usr/bin:/bin",
+        }
+
+    def start(self):
+        """Power the chip (or wake it) once: returns the Run; `wait()` for its end."""
+        if self._proc and self._proc.poll() is None:
+            raise BoardError("%s is already running" % self.name)
+        run = Run(len(self.runs) + 1, self.reset_cause, self.vt)
+        self.runs.append(run)
+        self._run = run
+        self._wdt = None
+        cmd = [mpybuild.micropython_binary(), "-X", "heapsize=%d" % (parse_size(self.heap) + SHIM_HEAP),
+               str(compiled_shim() / "_boot.py")]
+        self._proc = subprocess.Popen(cmd, cwd=self.flash, env=self._env(),
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT)
+        log = open(self.log_path, "a", encoding="utf-8")
+        log.write("--- run %d, reset cause %d, virtual time %.3f s\n"
+                  % (run.number, run.reset_cause, self.vt / 1e6))
+        self._reader = threading.Thread(target=self._read_console, args=(self._proc, run, log),
+                                        daemon=True)
+        self._reader.start()
+        return run
+
+    def wait(self, timeout=60.0):
+        """Wait for the running interpreter to end, enforcing the watchdog in real time,
+        then decide how the chip comes back (reset cause, RTC memory, clock)."""
+        run = self._run
+        deadline = time.monotonic() + timeout
+        while self._proc.poll() is None:
+            if self._wdt and (time.monotonic() - self._wdt[1]) * 1e6 > self._wdt[0]:
+                self._proc.kill()
+                run.end = "watchdog"
+                break
+            if time.monotonic() > deadline:
+                self._proc.kill()
+                self._proc.wait()
+                raise BoardError("%s: run %d did not end within %.0f s (log: %s)"
+                                 % (self.name, run.number, timeout, self.log_path))
+            time.sleep(0.002)
+        self._proc.wait()
+        self._reader.join(5)
+        run.exit_code = self._proc.returncode
+        if run.end is None:
+            run.end = "killed" if run.exit_code == -signal.SIGKILL else "exit"
+        self._after(run)
+        return run
+
+    def _after(self, run):
+        if run.end == "deepsleep":
+            self.vt += run.sleep_ms * 1000
+            self.reset_cause, self.wake_reason = DEEPSLEEP_RESET, TIMER_WAKE
+        elif run.end == "watchdog":
+            self.reset_cause, self.wake_reason = WDT_RESET, 0
+        elif run.end == "reset":
+            self.wake_reason = 0
+        elif run.end in ("brownout", "killed"):
+            # Power lost: RTC memory goes with it; the chip comes back as from power-on.
+            self.rtc = b""
+            self.reset_cause, self.wake_reason = PWRON_RESET, 0
+            self.vt += 1000000  # a second without power
+        else:  # main.py returned or raised: the chip sits at the REPL; power-cycle it
+            self.rtc = b""
+            self.reset_cause, self.wake_reason = PWRON_RESET, 0
+
+    def run(self, runs=1, timeout=60.0, until=None):
+        """Start and wait for `runs` lives in a row (or until `until(run)` is true)."""
+        done = []
+        for _ in range(runs):
+            self.start()
+            run = self.wait(timeout)
+            done.append(run)
+            if until and until(run):
+                break
+        return done
+
+    def close(self):
+        self.kill()
+        if self._proc:
+            self._proc.wait()
+        self._sock.close()
+
+    # ------------------------------------------------------------ the bus server
+
+    def _serve(self):
+        while True:
+            try:
+                data, addr = self._sock.recvfrom(65536)
+            except OSError:
+                return
+            try:
+                req = json.loads(data)
+                reply = self._handle(req)
+            except Exception as e:  # a model bug must show up in the board's log, not hang it
+                reply = {"errno": errno.EIO, "host_error": repr(e)}
+                with self._lines:
+                    self._console.append("[host] %s failed: %r" % (data[:80], e))
+            self._sock.sendto(json.dumps(reply).encode(), addr)
+
+    def _handle(self, req):
+        op = req["op"]
+        vt = req["vt"]
+        run = self._run
+        if self._halt_at_vt is not None and vt >= self._halt_at_vt and op != "boot":
+            self._halt_at_vt = None
+            run.end = "brownout"
+            return {"halt": 0}
+        if op == "boot":
+            return {"vt": self.vt, "reset_cause": self.reset_cause,
+                    "wake_reason": self.wake_reason, "rtc": self.rtc.hex(),
+                    "unique_id": self.unique_id.hex(), "epoch": EPOCH,
+                    "mac": self.unique_id.hex()}
+        if op == "deepsleep":
+            self.rtc = bytes.fromhex(req["rtc"])
+            run.end, run.sleep_ms = "deepsleep", req["ms"]
+            self.vt = vt
+            return {}
+        if op == "reset":
+            run.end = "reset"
+            self.reset_cause = req["cause"]
+            self.vt = vt
+            return {}
+        if op == "watchdog":
+            run.end = "watchdog"
+            self.vt = vt
+            return {"halt": 0}
+        if op == "wdt":
+            self._wdt = (req["timeout_us"], time.monotonic())
+            return {}
+        if op == "feed":
+            if self._wdt:
+                self._wdt = (self._wdt[0], time.monotonic())
+            return {}
+        if op == "rtc":
+            self.rtc = bytes.fromhex(req["rtc"])
+            return {}
+        if op in ("wifi", "wifi_connect", "wifi_disconnect"):
+            return {"up": self.wifi_up, "rssi": self.wifi_rssi}
+        if op == "pin":
+            return self._pin(req, vt)
+        if op == "pwm":
+            state = self.pwm.setdefault(req["pin"], {"freq": 0, "duty_u16": 0})
+            for k in ("freq", "duty_u16"):
+                if k in req:
+                    state[k] = req[k]
+            model = self.models.get(("pwm", req["pin"]))
+            if model and "duty_u16" in req:
+                model.pwm(state["freq"], state["duty_u16"], vt)
+            return dict(state)
+        if op == "i2c_scan":
+            return {"addrs": sorted(k[2] for k, m in self.models.items()
+                                    if k[0] == "i2c" and k[1] == req["bus"] and m.answers(vt))}
+        if op == "pin_irq":
+            return {}
+        return self._device_op(op, req, vt)
+
+    def _pin(self, req, vt):
+        model = self.models.get(("pin", req["pin"]))
+        if "value" in req:
+            self.pins[req["pin"]] = req["value"]
+            if model:
+                model.write(req["value"], vt)
+            return {}
+        if model:
+            return {"value": model.read(vt)}
+        return {"value": self.pins.get(req["pin"], 0)}
+
+    def _device_op(self, op, req, vt):
+        key = {"i2c": ("i2c", req.get("bus"), req.get("addr")), "adc": ("adc", req.get("pin")),
+               "pulse": ("pulse", req.get("pin")), "spi": ("spi", req.get("bus")),
+               "uart_write": ("uart", req.get("uart")), "uart_read": ("uart", req.get("uart")),
+               "uart_any": ("uart", req.get("uart"))}.get(op)
+        if key is None:
+            return {"errno": errno.EINVAL, "host_error": "unknown op %r" % op}
+        model = self.models.get(key)
+        try:
+            if op == "i2c":
+                if model is None:
+                    raise BusFault(errno.ENODEV)
+                data, us = model.transfer(bytes.fromhex(req["write"]), req["read"], vt)
+                return {"data": data.hex(), "us": us}
+            if model is None:
+                raise BusFault(errno.ENODEV)
+            if op == "adc":
+                uv = model.read_uv(vt, req.get("atten", 3))
+                return {"uv": uv, "u16": min(65535, uv * 65535 // 3300000)}
+            if op == "pulse":
+                return {"us": model.pulse_us(req["level"], req["timeout_us"], vt)}
+            if op == "spi":
+                return {"data": model.transfer(bytes.fromhex(req["write"]), vt).hex()}
+            if op == "uart_write":
+                model.write(bytes.fromhex(req["data"]), vt)
+                return {}
+            if op == "uart_any":
+                return {"n": model.pending(vt)}
+            data, us = model.read(req["n"], req["timeout_ms"], vt)
+            return {"data": data.hex(), "us": us}
+        except BusFault as e:
+            return {"errno": e.errno}
+
+
+def parse_size(text):
+    """Bytes in "96K", "1M" or "65536"."""
+    text = str(text).strip().upper()
+    scale = {"K": 1024, "M": 1024 * 1024}.get(text[-1:], 1)
+    return int(text.rstrip("KM")) * scale
+
+
+def deploy(flash_dir, packages=("protocol", "firmware"), *, config=None, key=None):
+    """Put firmware on a virtual board's flash as tools/flash does on a real one: boot.py and
+    main.py as source, every package compiled to .mpy under lib/, the config and the key."""
+    flash = Path(flash_dir)
+    lib = flash / "lib"
+    if lib.exists():
+        shutil.rmtree(lib)
+    for package in packages:
+        if package == "firmware":
+            src = mpybuild.ROOT / "firmware"
+            for name in ("boot.py", "main.py"):
+                shutil.copy(src / name, flash / name)
+            for sub in sorted(p for p in src.iterdir() if p.is_dir() and p.name != "__pycache__"):
+                mpybuild.compile_tree(sub, lib / sub.name)
+        else:
+            mpybuild.compile_tree(mpybuild.ROOT / package, lib / package)
+    if config is not None:
+        (flash / "config.json").write_text(json.dumps(config, indent=1))
+    if key is not None:
+        (flash / "device.key").write_text(key.hex())
+    return flash

@@ -1,0 +1,95 @@
+# The link from the MicroPython process to its board host (hil_tests/virtual/board.py), and
+# the board's virtual clock. Every bus transaction is one UDP request/answer on loopback,
+# stamped with the virtual time so the host's device models see time pass as a chip would.
+#
+# Virtual time runs at real speed while code runs and jumps over sleeps, so a simulated day
+# takes seconds. Ticks wrap at 2**30 as on an ESP32, not 2**62 as on the unix port.
+import json
+import os
+import sys
+import ubinascii
+import usocket
+import utime
+
+TICKS_PERIOD = 1 << 30
+_host = None
+_sock = None
+_real0 = 0
+_vt0 = 0
+_slept = 0
+_wdt = [None, 0]  # timeout (us), virtual time of the last feed
+boot = {}
+
+
+def _connect():
+    global _host, _sock
+    addr = os.getenv("CITYEDGE_BOARD_HOST")
+    if not addr:
+        print("virtual board: CITYEDGE_BOARD_HOST is not set")
+        sys.exit(1)
+    host, port = addr.split(":")
+    _host = usocket.getaddrinfo(host, int(port))[0][-1]
+    _sock = usocket.socket(usocket.AF_INET, usocket.SOCK_DGRAM)
+
+
+def now_us():
+    """Virtual microseconds since the board was first powered."""
+    return _vt0 + utime.ticks_diff(utime.ticks_us(), _real0) + _slept
+
+
+def request(op, _reply_size=512, **args):
+    args["op"] = op
+    args["vt"] = now_us()
+    _sock.sendto(json.dumps(args).encode(), _host)
+    reply = json.loads(_sock.recv(_reply_size))
+    if "halt" in reply:
+        # The host ended this run (reset, brown-out, watchdog): stop like a chip losing power.
+        sys.exit(reply["halt"])
+    return reply
+
+
+def start():
+    global _real0, _vt0
+    _connect()
+    _real0 = utime.ticks_us()
+    answer = request("boot", _reply_size=8192)  # RTC memory travels as hex: up to 4 KB
+    _vt0 = answer["vt"]
+    boot.update(answer)
+
+
+def sleep_us(us):
+    global _slept
+    if us <= 0:
+        return
+    timeout, fed = _wdt
+    if timeout is not None and now_us() + us - fed > timeout:
+        # The watchdog fires during this sleep: the chip resets at that instant.
+        _slept += fed + timeout - now_us()
+        request("watchdog")
+    _slept += us
+
+
+def wdt_start(timeout_us):
+    _wdt[0] = timeout_us
+    _wdt[1] = now_us()
+    request("wdt", timeout_us=timeout_us)
+
+
+def wdt_feed():
+    _wdt[1] = now_us()
+    request("feed")
+
+
+def hexs(data):
+    return ubinascii.hexlify(data).decode()
+
+
+def unhex(text):
+    return ubinascii.unhexlify(text)
+
+
+def check(reply):
+    """A bus reply, or the OSError the ESP32 port would raise for it."""
+    if "errno" in reply:
+        raise OSError(reply["errno"])
+    return reply
