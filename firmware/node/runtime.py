@@ -80,6 +80,9 @@ class Node:
 
     def _seal(self, kind, body):
         fcnt = self.counter.next()
+        # RTC memory first: a reset that keeps it (watchdog, reset()) must find the counter
+        # already past this frame's before the frame exists.
+        rtcstate.save(self.rtc, self.st)
         self.queue.push(frame.seal(self.keys, kind, self.cfg["addr"], fcnt, body), fcnt)
         return fcnt
 

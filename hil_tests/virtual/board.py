@@ -131,7 +131,12 @@ class VirtualBoard:
 
     def brownout_at(self, vt_us):
         """Cut the power when the firmware next touches the hardware at or after vt_us."""
-        self._halt_at_vt = vt_us
+        self._halt_at_vt = (vt_us, "brownout")
+
+    def watchdog_at(self, vt_us):
+        """Reset the chip as its watchdog would (RTC memory kept) when the firmware next
+        touches the hardware at or after vt_us."""
+        self._halt_at_vt = (vt_us, "watchdog")
 
     def kill(self):
         """Cut the power now, whatever the firmware is doing (SIGKILL)."""
@@ -191,7 +196,8 @@ class VirtualBoard:
         self.runs.append(run)
         self._run = run
         self._wdt = None
-        cmd = [mpybuild.micropython_binary(), "-X", "heapsize=%d" % (parse_size(self.heap) + SHIM_HEAP),
+        heap = parse_size(self.heap) + SHIM_HEAP
+        cmd = [mpybuild.micropython_binary(), "-X", "heapsize=%d" % heap,
                str(compiled_shim() / "_boot.py")]
         self._proc = subprocess.Popen(cmd, cwd=self.flash, env=self._env(),
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -277,15 +283,17 @@ class VirtualBoard:
                 reply = {"errno": errno.EIO, "host_error": repr(e)}
                 with self._lines:
                     self._console.append("[host] %s failed: %r" % (data[:80], e))
-            self._sock.sendto(json.dumps(reply).encode(), addr)
+            if reply is not None:  # None: a stuck peripheral, the transaction never ends
+                self._sock.sendto(json.dumps(reply).encode(), addr)
 
     def _handle(self, req):
         op = req["op"]
         vt = req["vt"]
         run = self._run
-        if self._halt_at_vt is not None and vt >= self._halt_at_vt and op != "boot":
+        if self._halt_at_vt is not None and vt >= self._halt_at_vt[0] and op != "boot":
+            run.end = self._halt_at_vt[1]
             self._halt_at_vt = None
-            run.end = "brownout"
+            self.vt = vt
             return {"halt": 0}
         if op == "boot":
             return {"vt": self.vt, "reset_cause": self.reset_cause,
@@ -355,6 +363,8 @@ class VirtualBoard:
         if key is None:
             return {"errno": errno.EINVAL, "host_error": "unknown op %r" % op}
         model = self.models.get(key)
+        if model is not None and model.fault == "stuck":
+            return None
         try:
             if op == "i2c":
                 if model is None:
@@ -392,8 +402,9 @@ def deploy(flash_dir, packages=("protocol", "firmware"), *, config=None, key=Non
     """Put firmware on a virtual board's flash as tools/flash does on a real one: boot.py and
     main.py as source, every package compiled to .mpy under lib/, the config and the key."""
     flash = Path(flash_dir)
+    flash.mkdir(parents=True, exist_ok=True)
     lib = flash / "lib"
-    if lib.exists():
+    if packages and lib.exists():
         shutil.rmtree(lib)
     for package in packages:
         if package == "firmware":

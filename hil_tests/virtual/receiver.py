@@ -22,6 +22,8 @@ class Receiver:
         self.devices = {addr: Device(key) for addr, key in devices.items()}
         self.accepted = []   # (addr, fcnt, kind name, message)
         self.rejected = []   # (reason, error text)
+        self.frames = {}     # (addr, fcnt) -> the authentic frame sent with that counter
+        self.reused = []     # (addr, fcnt): one counter on two different frames
         self.up = True       # False: the gateway is unreachable (datagrams are dropped)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind((host, port))
@@ -62,6 +64,9 @@ class Receiver:
                 raise ProtocolError("unknown device %06x" % header.addr)
             fcnt = counters.full_counter(device.window.newest, header.fcnt_low)
             body = frame.unseal(device.keys, data, fcnt)
+            first = self.frames.setdefault((header.addr, fcnt), bytes(data))
+            if first != data:
+                self.reused.append((header.addr, fcnt))
             try:
                 device.window.check(fcnt)
             except ReplayError:
