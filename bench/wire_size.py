@@ -152,7 +152,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-heap", action="store_true", help="skip the heap search")
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     console.print(size_table())
     console.print(batch_table())
     if not args.no_heap:

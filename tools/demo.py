@@ -43,7 +43,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="./run", description=__doc__)
     parser.add_argument("--heap", default="32K", help="MicroPython heap cap (default 32K)")
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     frames = node_frames(args.heap)
     keys = frame.Keys(DEMO_KEY)
     window = counters.ReplayWindow()

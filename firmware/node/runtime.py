@@ -26,7 +26,9 @@ def log(*args):
     print("node:", *args)
 
 
-def main():
+def main(woke_ms=None):
+    if woke_ms is None:
+        woke_ms = time.ticks_ms()
     cause = machine.reset_cause()
     log("cityedge firmware %d, reset cause %d, wake reason %d"
         % (config.FW_VERSION, cause, machine.wake_reason()))
@@ -35,7 +37,7 @@ def main():
     except config.ConfigError as e:
         safe_mode(e)
         return
-    Node(cfg, cause).cycle()
+    Node(cfg, cause, woke_ms).cycle()
 
 
 def safe_mode(error):
@@ -44,7 +46,7 @@ def safe_mode(error):
     log("config error:", error)
     try:
         cfg = config.load_for_status()
-        node = Node(cfg, machine.reset_cause())
+        node = Node(cfg, machine.reset_cause(), time.ticks_ms())
         node.faults |= schema.FAULT_CONFIG
         node.send_status_only()
     except Exception as e:  # nothing more to try: the sleep below is the fallback
@@ -54,10 +56,10 @@ def safe_mode(error):
 
 
 class Node:
-    def __init__(self, cfg, cause):
+    def __init__(self, cfg, cause, woke_ms):
         self.cfg = cfg
         self.cause = cause
-        self.t_wake = time.ticks_ms()
+        self.woke_ms = woke_ms
         self.wdt = machine.WDT(timeout=cfg["wdt_ms"])
         self.rtc = machine.RTC()
         st = rtcstate.load(self.rtc)
@@ -132,17 +134,16 @@ class Node:
         self._deliver()
 
     def _measure(self):
-        start = time.ticks_ms()
         try:
             import apps
             app = apps.create(self.cfg, self.st["app"], machine)
+            start = time.ticks_ms()
             reading, events = app.measure(self.st["up_ms"] // 1000)
+            self.energy.timed("sensor", start)
         except Exception as e:  # the app could not even start: report it, keep the node up
             log("app failed:", repr(e))
             self.faults |= schema.FAULT_APP
             return None, [], None
-        finally:
-            self.energy.timed("sensor", start)
         log("reading", reading, "events", events)
         return reading, events, app
 
@@ -232,7 +233,7 @@ class Node:
 
     def _sleep(self):
         st = self.st
-        awake_ms = time.ticks_diff(time.ticks_ms(), self.t_wake)
+        awake_ms = time.ticks_diff(time.ticks_ms(), self.woke_ms)
         sleep_ms = max(MIN_SLEEP_MS, self.cfg["interval_s"] * 1000 - awake_ms)
         st["awake"] = awake_ms
         st["uah"] += self.energy.charge_uah(awake_ms, sleep_ms)
@@ -243,7 +244,9 @@ class Node:
             link.close()
         rtcstate.save(self.rtc, st)
         gc.collect()
-        log("cycle done in %d ms: %d frame(s) queued, sleeping %d ms"
-            % (awake_ms, len(self.queue), sleep_ms))
+        spent = self.energy.ms
+        log("cycle done: awake %d ms (sensor %d, tx %d, rx %d), %d frame(s) queued, "
+            "sleeping %d ms" % (awake_ms, spent.get("sensor", 0), spent.get("tx", 0),
+                                spent.get("rx", 0), len(self.queue), sleep_ms))
         self.wdt.feed()
         machine.deepsleep(sleep_ms)

@@ -179,9 +179,9 @@ def test_an_unknown_command_is_acknowledged_as_unknown(make_board, receiver):
 
 
 def test_ticks_wrap_like_an_esp32s_without_breaking_the_cycle(make_board, receiver):
-    # ESP32 ticks_ms wraps at 2**30 ms (12.4 days): start two seconds before the wrap.
+    # ESP32 ticks_ms wraps at 2**30 ms (12.4 days): start the ticks 100 ms before the wrap.
     board = make_board(config=fill_config(receiver, status_every=1),
-                       vt_start_us=((1 << 30) - 2000) * 1000)
+                       ticks_offset_us=((1 << 30) - 100) * 1000)
     runs = board.run(3)
     assert all(r.end == "deepsleep" and 590000 < r.sleep_ms <= 600000 for r in runs)
     statuses = [msg for _, msg in kinds(receiver, "status")]

@@ -9,12 +9,17 @@ _HALF = _board.TICKS_PERIOD // 2
 _EPOCH_2000 = 946684800
 
 
+def _since_boot_us():
+    # As on the chip, ticks start again at every boot (a deep-sleep wake is a boot).
+    return _board.now_us() - _board.boot["vt"] + _board.boot.get("ticks0", 0)
+
+
 def ticks_us():
-    return _board.now_us() & _MASK
+    return _since_boot_us() & _MASK
 
 
 def ticks_ms():
-    return (_board.now_us() // 1000) & _MASK
+    return (_since_boot_us() // 1000) & _MASK
 
 
 def ticks_cpu():
