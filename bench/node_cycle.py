@@ -19,21 +19,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from hil_tests.virtual import kits
 from hil_tests.virtual.board import VirtualBoard, deploy
-from hil_tests.virtual.models.battery import BatteryADC
-from hil_tests.virtual.models.jsnsr04t import JSNSR04T
 from hil_tests.virtual.receiver import Receiver
 
 KEY = bytes(range(16))
 ADDR = 0x12AB34
-KINDS = {"fill": lambda: [BatteryADC(volts=3.7), JSNSR04T(distance_mm=700)]}
 CYCLE_LINE = re.compile(r"awake (\d+) ms \(sensor (\d+), tx (\d+), rx (\d+)\)")
-
-
-def config(kind, port, interval):
-    return {"device_id": "bench-1", "addr": "%06x" % ADDR, "kind": kind, "interval_s": interval,
-            "wifi": {"ssid": "city", "gateway": "127.0.0.1", "port": port},
-            "sensors": {"trigger": 5, "echo": 18}, "settings": {"depth_mm": 1200}}
 
 
 class Rig:
@@ -44,14 +36,21 @@ class Rig:
         self.receiver = Receiver({ADDR: KEY})
         flash = self.dir / "flash"
         shutil.copytree(image, flash)
-        deploy(flash, packages=(), config=config(kind, self.receiver.port, interval), key=KEY)
+        cfg = kits.node_config(kind, addr=ADDR, gateway_port=self.receiver.port,
+                               interval_s=interval)
+        deploy(flash, packages=(), config=cfg, key=KEY)
         self.board = VirtualBoard(flash, name=kind, heap=heap, log_dir=self.dir,
-                                  models=KINDS[kind]())
+                                  models=kits.kit(kind).models())
 
     def close(self):
         self.board.close()
         self.receiver.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def battery_kinds():
+    """The kinds that deep-sleep between cycles (a mains-powered luminaire never does)."""
+    return [k for k in kits.available() if kits.kit(k).POWER == "battery"]
 
 
 def cycles_complete(image, kind, heap):
@@ -110,7 +109,7 @@ def main(argv=None):
         table = Table(title="Smallest firmware heap for a cold boot plus a full cycle (.mpy)")
         table.add_column("kind")
         table.add_column("smallest heap", justify="right")
-        for kind in KINDS:
+        for kind in battery_kinds():
             heap = smallest_heap(image, kind)
             table.add_row(kind, "%d KB" % heap if heap else "over 128 KB")
         console.print(table)
@@ -119,7 +118,7 @@ def main(argv=None):
     for col in ("kind", "cycles", "deep sleeps", "frames received", "wall time",
                 "awake (median)", "awake without sensor and radio (median / p95)"):
         table.add_column(col, justify="left" if col == "kind" else "right")
-    for kind in KINDS:
+    for kind in battery_kinds():
         r = month(image, kind, args.days, args.interval)
         table.add_row(kind, str(r["cycles"]), str(r["deep sleeps"]), str(r["received"]),
                       "%.0f s" % r["wall"], "%d ms" % r["awake"],

@@ -1,5 +1,5 @@
 # Fill level of a waste container or glass bubble from an ultrasonic rangefinder above it.
-# Plain functions for the algorithms (tested on CPython and MicroPython); FillApp ties them
+# Plain functions for the algorithms (tested on CPython and MicroPython); App ties them
 # to the driver and keeps what it needs between cycles in the node's RTC state.
 from protocol import schema
 
@@ -44,7 +44,7 @@ def hours_to_full(level, previous_level, elapsed_s):
     return min(65535, int((100.0 - level) / rate_per_h))
 
 
-class FillApp:
+class App:
     kind = schema.FILL
 
     def __init__(self, cfg, state, hw):

@@ -87,6 +87,8 @@ def load(path="config.json", key_path="device.key", overrides_path="overrides.js
         value = cfg[name]
         if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
             _fail(where, "field '%s' must be an integer %d..%d" % (name, lo, hi))
+    if cfg.get("power", "battery") not in ("battery", "mains"):
+        _fail(where, "field 'power' must be battery or mains")
     transports = cfg["transports"]
     if (not isinstance(transports, list) or not transports
             or any(t not in TRANSPORTS for t in transports)):

@@ -37,7 +37,11 @@ def main(woke_ms=None):
     except config.ConfigError as e:
         safe_mode(e)
         return
-    Node(cfg, cause, woke_ms).cycle()
+    node = Node(cfg, cause, woke_ms)
+    sleep_ms = node.cycle()
+    if cfg.get("power") == "mains":
+        node.run_mains(sleep_ms)  # a mains-powered node (a luminaire) never deep-sleeps
+    node.deep_sleep(sleep_ms)
 
 
 def safe_mode(error):
@@ -77,6 +81,7 @@ class Node:
         self.faults = 0
         self.links = self._links()
         self.window = self._down_window()
+        self.app = None
 
     # ------------------------------------------------------------ frames
 
@@ -110,10 +115,11 @@ class Node:
     # ------------------------------------------------------------ the cycle
 
     def cycle(self):
+        """One cycle up to the sleep; returns how long to sleep (ms)."""
         st = self.st
         reading, events, app = self._measure()
         self.wdt.feed()
-        if reading is not None:
+        if reading is not None:  # None: nothing worth an uplink this cycle
             self._seal(app.kind, schema.encode(app.kind, reading))
             st["f"] |= reading.get("fault", 0)
         for code, value in events:
@@ -127,7 +133,7 @@ class Node:
         if commands:
             self._apply(commands, app)
             self._deliver()
-        self._sleep()
+        return self._close_cycle()
 
     def send_status_only(self):
         self._seal(schema.STATUS, self._status_body())
@@ -135,8 +141,7 @@ class Node:
 
     def _measure(self):
         try:
-            import apps
-            app = apps.create(self.cfg, self.st["app"], machine)
+            app = self._app()
             start = time.ticks_ms()
             reading, events = app.measure(self.st["up_ms"] // 1000)
             self.energy.timed("sensor", start)
@@ -146,6 +151,12 @@ class Node:
             return None, [], None
         log("reading", reading, "events", events)
         return reading, events, app
+
+    def _app(self):
+        if self.app is None:
+            import apps
+            self.app = apps.create(self.cfg, self.st["app"], machine)
+        return self.app
 
     # ------------------------------------------------------------ links
 
@@ -231,7 +242,7 @@ class Node:
 
     # ------------------------------------------------------------ sleep
 
-    def _sleep(self):
+    def _close_cycle(self):
         st = self.st
         awake_ms = time.ticks_diff(time.ticks_ms(), self.woke_ms)
         sleep_ms = max(MIN_SLEEP_MS, self.cfg["interval_s"] * 1000 - awake_ms)
@@ -249,4 +260,30 @@ class Node:
             "sleeping %d ms" % (awake_ms, spent.get("sensor", 0), spent.get("tx", 0),
                                 spent.get("rx", 0), len(self.queue), sleep_ms))
         self.wdt.feed()
+        return sleep_ms
+
+    def deep_sleep(self, sleep_ms):
+        # An app may wake the node early on a pin (a car arriving): an event-driven uplink.
+        wake = getattr(self.app, "wake_pin", None)
+        if wake is not None:
+            import esp32
+            esp32.wake_on_ext0(machine.Pin(wake[0]), wake[1])
         machine.deepsleep(sleep_ms)
+
+    def run_mains(self, sleep_ms):
+        """Stay awake between cycles: the app's tick runs every app.tick_ms (dimming, motion)
+        and may ask for a cycle at once (an event to report)."""
+        app = self.app
+        tick_ms = getattr(app, "tick_ms", 1000)
+        while True:
+            start = time.ticks_ms()
+            while time.ticks_diff(time.ticks_ms(), start) < sleep_ms:
+                self.wdt.feed()
+                if app is not None and app.tick(time.ticks_ms()):
+                    break
+                time.sleep_ms(tick_ms)
+            self.cause = machine.DEEPSLEEP_RESET  # later cycles are not after a reset
+            self.woke_ms = time.ticks_ms()
+            self.energy = EnergyAccount(self.cfg["currents_ma"])
+            self.faults = 0
+            sleep_ms = self.cycle()

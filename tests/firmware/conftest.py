@@ -1,13 +1,12 @@
 """Fixtures for the node firmware on virtual boards: a flash with the firmware deployed as
 .mpy (compiled once per session), a Wi-Fi receiver that checks frames as the gateway does,
-and boards wired to device models."""
+and boards wired to the device models of their kind's kit."""
 import shutil
 
 import pytest
 
 from hil_tests.virtual.board import VirtualBoard, deploy
-from hil_tests.virtual.models.battery import BatteryADC
-from hil_tests.virtual.models.jsnsr04t import JSNSR04T
+from hil_tests.virtual.kits import kit, node_config
 from hil_tests.virtual.receiver import Receiver
 
 KEY = bytes(range(16))
@@ -27,27 +26,24 @@ def receiver():
 
 
 def fill_config(receiver, **changes):
-    cfg = {"device_id": "bin-0042", "addr": "%06x" % ADDR, "kind": "fill", "interval_s": 600,
-           "status_every": 6, "wdt_ms": 20000,
-           "wifi": {"ssid": "city", "gateway": "127.0.0.1", "port": receiver.port,
-                    "rx_window_ms": 300},
-           "sensors": {"trigger": 5, "echo": 18}, "settings": {"depth_mm": 1200, "blind_mm": 250}}
-    cfg.update(changes)
-    return cfg
+    return node_config("fill", addr=ADDR, gateway_port=receiver.port, device_id="bin-0042",
+                       **changes)
 
 
 @pytest.fixture
 def make_board(tmp_path, firmware_image, receiver):
-    """make_board(config=None, models=None, **board options) -> a VirtualBoard with the
-    firmware, the config (default: a fill node talking to `receiver`) and the key."""
+    """make_board(config=None, models=None, kind="fill", **board options) -> a VirtualBoard
+    with the firmware, the config (default: a node of that kind talking to `receiver`), the
+    key, and the kit's device models."""
     boards = []
 
-    def make(config=None, models=None, key=KEY, name="node", **options):
+    def make(config=None, models=None, key=KEY, name="node", kind="fill", **options):
         flash = tmp_path / name / "flash"
         shutil.copytree(firmware_image, flash)
-        deploy(flash, packages=(), config=config or fill_config(receiver), key=key)
+        config = config or node_config(kind, addr=ADDR, gateway_port=receiver.port)
+        deploy(flash, packages=(), config=config, key=key)
         board = VirtualBoard(flash, name=name, log_dir=tmp_path,
-                             models=models or [BatteryADC(volts=3.7), JSNSR04T(distance_mm=700)],
+                             models=models if models is not None else kit(config["kind"]).models(),
                              **options)
         boards.append(board)
         return board
