@@ -6,6 +6,7 @@ import struct
 import sys
 
 sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[1] + "/firmware")  # the firmware's pure functions (apps.*)
 
 from protocol import errors  # noqa: E402
 

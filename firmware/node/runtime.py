@@ -82,6 +82,8 @@ class Node:
         self.links = self._links()
         self.window = self._down_window()
         self.app = None
+        # Before the sensors and the radio load the battery, and while the heap is whole.
+        self.battery_mv = self._battery_mv()
 
     # ------------------------------------------------------------ frames
 
@@ -97,7 +99,7 @@ class Node:
         st = self.st
         cycles = max(st["sc"], 1)
         return schema.encode(schema.STATUS, {
-            "battery_mv": self._battery_mv(), "reset_cause": st["rc"],
+            "battery_mv": self.battery_mv, "reset_cause": st["rc"],
             "faults": (st["f"] | self.faults) & 0xFFFF, "fw_version": config.FW_VERSION,
             "uptime_s": st["up_ms"] // 1000, "queue_depth": len(self.queue),
             "dropped": self.queue.dropped, "awake_ms": st.get("awake", 0),

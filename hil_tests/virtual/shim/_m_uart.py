@@ -4,6 +4,7 @@ import _board
 _hex = _board.hexs
 _unhex = _board.unhex
 _check = _board.check
+_RXBUF = 256  # the receive buffer the board keeps, as the ESP32 UART driver's default
 
 
 class UART:
@@ -24,7 +25,10 @@ class UART:
         return _board.request("uart_any", uart=self._id)["n"]
 
     def read(self, nbytes=-1):
-        reply = _board.request("uart_read", uart=self._id, n=nbytes, timeout_ms=self._timeout_ms)
+        # The reply carries the bytes as hex: room for a full receive buffer when n < 0.
+        size = 2 * (nbytes if nbytes > 0 else _RXBUF) + 128
+        reply = _board.request("uart_read", _reply_size=size, uart=self._id, n=nbytes,
+                               timeout_ms=self._timeout_ms)
         _board.sleep_us(reply.get("us", 0))
         data = _unhex(reply["data"])
         return data if data else None
