@@ -5,6 +5,8 @@ beyond it the module reports the range limit.
 
 Faults: "dead" (sends nothing), "crc" (every frame's checksum is wrong), "stuck_value"
 (repeats the first distance it measured), "noise" (now and then a frame off a wall)."""
+import random
+
 from hil_tests.virtual.models import Model
 
 PERIOD_US = 100000   # processed mode sends a frame every 100 ms (faster with a target near)
@@ -19,8 +21,10 @@ def frame(mm):
 
 
 class A02YYUW(Model):
-    def __init__(self, uart="uart2", distance_mm=800.0):
+    def __init__(self, uart="uart2", distance_mm=800.0, jitter_mm=0.0, seed=1):
         self.uart = uart
+        self.jitter_mm = jitter_mm  # measurement noise (1 sigma); the module compensates
+        self._rng = random.Random(seed)  # temperature itself
         self.distance_mm = distance_mm  # a number or a function of virtual time
         self._buffer = bytearray()
         self._filled_to = None  # virtual time up to which sent frames are in the buffer
@@ -32,6 +36,7 @@ class A02YYUW(Model):
 
     def _measure(self, vt):
         mm = self.distance_mm(vt) if callable(self.distance_mm) else self.distance_mm
+        mm += self._rng.gauss(0, self.jitter_mm) if self.jitter_mm else 0
         mm = int(round(min(max(mm, MIN_MM), MAX_MM)))
         self.frames += 1
         if self.fault == "stuck_value":
