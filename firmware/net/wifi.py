@@ -16,7 +16,8 @@ class LinkDown(Exception):
 class WifiLink:
     name = "wifi"
 
-    def __init__(self, cfg, keys, energy):
+    def __init__(self, cfg, keys, energy, feed):
+        self._feed = feed  # the watchdog: joining may take longer than its timeout
         self._cfg = cfg["wifi"]
         self._keys = keys
         self._addr = cfg["addr"]
@@ -35,6 +36,7 @@ class WifiLink:
                 if time.ticks_diff(time.ticks_ms(), start) > self._cfg["connect_timeout_ms"]:
                     self._energy.timed("rx", start)
                     raise LinkDown("wifi: no connection to %r" % self._cfg["ssid"])
+                self._feed()
                 time.sleep_ms(100)
             self._energy.timed("rx", start)
         if self._sock is None:

@@ -167,7 +167,7 @@ class Node:
         for name in self.cfg["transports"]:
             if name == "wifi":
                 from net.wifi import WifiLink
-                links.append(WifiLink(self.cfg, self.keys, self.energy))
+                links.append(WifiLink(self.cfg, self.keys, self.energy, self.wdt.feed))
         return links
 
     def _down_window(self):

@@ -15,6 +15,7 @@ class WLAN:
     def __init__(self, interface=STA_IF):
         self._active = False
         self._ssid = None
+        self._ready_at = 1 << 62  # not before connect()
 
     def active(self, is_active=None):
         if is_active is None:
@@ -23,7 +24,9 @@ class WLAN:
 
     def connect(self, ssid=None, key=None, **kwargs):
         self._ssid = ssid
-        _board.request("wifi_connect", ssid=ssid)
+        # Joining takes time (scan, authentication, DHCP): the host says how long.
+        reply = _board.request("wifi_connect", ssid=ssid)
+        self._ready_at = _board.now_us() + reply.get("connect_ms", 0) * 1000
 
     def disconnect(self):
         _board.request("wifi_disconnect")
@@ -34,7 +37,8 @@ class WLAN:
         return STAT_GOT_IP if self.isconnected() else STAT_NO_AP_FOUND
 
     def isconnected(self):
-        return self._active and _board.request("wifi")["up"]
+        return (self._active and _board.now_us() >= self._ready_at
+                and _board.request("wifi")["up"])
 
     def ifconfig(self, *args):
         return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
