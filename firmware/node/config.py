@@ -6,8 +6,6 @@ FW_VERSION = 100  # 0.1.0, as major * 10000 + minor * 100 + patch
 KINDS = ("fill", "parking", "co2", "luminaire")
 TRANSPORTS = ("wifi", "lora")
 
-# name: (default, check) -- default None means required.
-_INT = "int"
 DEFAULTS = {
     "interval_s": 600,
     "status_every": 6,
@@ -44,6 +42,13 @@ def _read_json(path):
     if not isinstance(value, dict):
         _fail(path, "must hold a JSON object")
     return value
+
+
+def _wifi_defaults(wifi):
+    for name, value in (("password", ""), ("port", 4700), ("rx_window_ms", 500),
+                        ("connect_timeout_ms", 8000)):
+        wifi.setdefault(name, value)
+    return wifi
 
 
 def read_key(path="device.key"):
@@ -100,10 +105,7 @@ def load(path="config.json", key_path="device.key", overrides_path="overrides.js
         for name in ("ssid", "gateway"):
             if not isinstance(wifi.get(name), str):
                 _fail(where, "field 'wifi.%s' must be a string" % name)
-        wifi.setdefault("password", "")
-        wifi.setdefault("port", 4700)
-        wifi.setdefault("rx_window_ms", 500)
-        wifi.setdefault("connect_timeout_ms", 8000)
+        _wifi_defaults(wifi)
     for name in ("settings", "sensors", "battery", "currents_ma"):
         if not isinstance(cfg[name], dict):
             _fail(where, "field '%s' must be an object" % name)
@@ -122,11 +124,7 @@ def load_for_status(path="config.json", key_path="device.key"):
     except (TypeError, ValueError):
         _fail(path, "field 'addr' must be 6 hex digits")
     wifi = cfg.get("wifi") if isinstance(cfg.get("wifi"), dict) else {}
-    wifi.setdefault("password", "")
-    wifi.setdefault("port", 4700)
-    wifi.setdefault("rx_window_ms", 500)
-    wifi.setdefault("connect_timeout_ms", 8000)
-    cfg["wifi"] = wifi
+    cfg["wifi"] = _wifi_defaults(wifi)
     cfg["transports"] = ["wifi"] if "ssid" in wifi and "gateway" in wifi else []
     cfg["wdt_ms"] = 30000
     cfg["key"] = read_key(key_path)
