@@ -116,8 +116,8 @@ class App:
         settings = dict(self._cfg["settings"])
         settings.update(changes)
         self._cfg["settings"] = settings
-        from node import config
-        config.save_override("settings", settings)  # survives power loss, like the interval
+        from node.overrides import save_override
+        save_override("settings", settings)  # survives power loss, like the interval
 
     def measure(self, now_s):
         """(reading, events): never raises; a sensor fault becomes a fault bit."""

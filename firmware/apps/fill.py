@@ -52,7 +52,8 @@ def hours_to_full(level, previous_level, elapsed_s):
     if previous_level is None or elapsed_s <= 0 or level <= previous_level:
         return None
     rate_per_h = (level - previous_level) * 3600.0 / elapsed_s
-    return min(65535, int((100.0 - level) / rate_per_h))
+    hours = (100.0 - level) / rate_per_h if rate_per_h > 0 else 65535
+    return 65535 if hours >= 65535 else int(hours)  # a crawl: "not soon", not infinity
 
 
 class App:

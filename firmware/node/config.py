@@ -1,8 +1,8 @@
 # The device config written at provisioning (config.json) and the device key (device.key),
 # validated so that a broken file gives one clear line naming the file and the field.
+# Loaded once per boot; the runtime then lets this module go to free its heap.
 import json
 
-FW_VERSION = 100  # 0.1.0, as major * 10000 + minor * 100 + patch
 KINDS = ("fill", "parking", "co2", "luminaire")
 TRANSPORTS = ("wifi", "lora")
 
@@ -129,17 +129,3 @@ def load_for_status(path="config.json", key_path="device.key"):
     cfg["wdt_ms"] = 30000
     cfg["key"] = read_key(key_path)
     return cfg
-
-
-def save_override(name, value, path="overrides.json"):
-    """Keep a downlink's change across power loss: write a new file, then rename it."""
-    try:
-        with open(path) as f:
-            overrides = json.loads(f.read())
-    except (OSError, ValueError):
-        overrides = {}
-    overrides[name] = value
-    with open(path + ".new", "w") as f:
-        f.write(json.dumps(overrides))
-    import os
-    os.rename(path + ".new", path)

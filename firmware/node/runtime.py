@@ -2,11 +2,11 @@
 # sleep. Whatever fails (a sensor, a link, the config), the node reports it and sleeps: it
 # never stops and never boot-loops. The watchdog resets a cycle that hangs.
 import gc
+import sys
 import time
 
 import machine
 
-from node import config
 from node import state as rtcstate
 from node.counter import FrameCounter
 from node.energy import EnergyAccount
@@ -16,6 +16,7 @@ from protocol import cbor_decode, counters, frame, schema  # noqa: F401 (see bel
 # cbor_decode is imported here, while the heap is still whole, rather than on the first
 # downlink deep in the cycle, where a fragmented heap may not fit it.
 
+FW_VERSION = 100  # 0.1.0, as major * 10000 + minor * 100 + patch
 SAFE_SLEEP_MS = 3600 * 1000   # broken config: try again in an hour
 MIN_SLEEP_MS = 1000
 DOWN_SAVE_EVERY = 1024        # keep the downlink counter in flash this often (section 6)
@@ -26,17 +27,29 @@ def log(*args):
     print("node:", *args)
 
 
+def forget(name):
+    """Let a module that is done with go, so the heap it held serves the cycle."""
+    sys.modules.pop(name, None)
+    package, _, attr = name.rpartition(".")
+    if package in sys.modules and hasattr(sys.modules[package], attr):
+        delattr(sys.modules[package], attr)
+    gc.collect()
+
+
 def main(woke_ms=None):
     if woke_ms is None:
         woke_ms = time.ticks_ms()
     cause = machine.reset_cause()
     log("cityedge firmware %d, reset cause %d, wake reason %d"
-        % (config.FW_VERSION, cause, machine.wake_reason()))
+        % (FW_VERSION, cause, machine.wake_reason()))
+    from node import config  # needed once per boot: it goes again below
     try:
         cfg = config.load()
     except config.ConfigError as e:
-        safe_mode(e)
+        safe_mode(e, config)
         return
+    finally:
+        forget("node.config")
     node = Node(cfg, cause, woke_ms)
     sleep_ms = node.cycle()
     if cfg.get("power") == "mains":
@@ -44,7 +57,7 @@ def main(woke_ms=None):
     node.deep_sleep(sleep_ms)
 
 
-def safe_mode(error):
+def safe_mode(error, config):
     """A broken config: say so, report it if the key and address can still be read, and
     sleep long. Never a boot loop that drains the battery."""
     log("config error:", error)
@@ -82,6 +95,7 @@ class Node:
         self.links = self._links()
         self.window = self._down_window()
         self.app = None
+        self.wake_pin = None
         # Before the sensors and the radio load the battery, and while the heap is whole.
         self.battery_mv = self._battery_mv()
 
@@ -100,12 +114,14 @@ class Node:
         cycles = max(st["sc"], 1)
         return schema.encode(schema.STATUS, {
             "battery_mv": self.battery_mv, "reset_cause": st["rc"],
-            "faults": (st["f"] | self.faults) & 0xFFFF, "fw_version": config.FW_VERSION,
+            "faults": (st["f"] | self.faults) & 0xFFFF, "fw_version": FW_VERSION,
             "uptime_s": st["up_ms"] // 1000, "queue_depth": len(self.queue),
             "dropped": self.queue.dropped, "awake_ms": st.get("awake", 0),
             "cycle_uah": min(st["uah"] / cycles, 42949672.95)})
 
     def _battery_mv(self):
+        if self.cfg.get("power") == "mains":
+            return None  # no battery: an ADC pin with nothing on it reads noise
         bat = self.cfg["battery"]
         try:
             adc = machine.ADC(machine.Pin(bat["adc_pin"]), atten=machine.ADC.ATTN_11DB)
@@ -126,6 +142,8 @@ class Node:
             st["f"] |= reading.get("fault", 0)
         for code, value in events:
             self._seal(schema.EVENT, schema.encode(schema.EVENT, {"event": code, "value": value}))
+        if self.cfg.get("power") != "mains":
+            app = self._release_app()
         if self.cause != machine.DEEPSLEEP_RESET or st["sc"] + 1 >= self.cfg["status_every"]:
             self._seal(schema.STATUS, self._status_body())
             st["sc"], st["uah"], st["f"] = 0, 0, 0
@@ -158,7 +176,17 @@ class Node:
         if self.app is None:
             import apps
             self.app = apps.create(self.cfg, self.st["app"], machine)
+            self.wake_pin = getattr(self.app, "wake_pin", None)
         return self.app
+
+    def _release_app(self):
+        """A battery node is done with its sensors once the reading is sealed: let the app
+        and its drivers go, so the radio and the downlinks have the heap. A command for the
+        app brings it back."""
+        self.app = None
+        for name in [n for n in sys.modules if n.split(".")[0] in ("apps", "sensors")]:
+            forget(name)
+        return None
 
     # ------------------------------------------------------------ links
 
@@ -218,11 +246,12 @@ class Node:
         reboot = False
         for cmd in commands:
             cid, name, arg = cmd["command_id"], cmd["command"], cmd["arg"]
-            if cid in self.st["cmds"]:
-                result = 0  # already applied: acknowledge again, do not redo it
+            done = [r for c, r in self.st["cmds"] if c == cid]
+            if done:
+                result = done[0]  # already handled: acknowledge again, do not redo it
             else:
                 result = self._run_command(name, arg, app)
-                self.st["cmds"] = (self.st["cmds"] + [cid])[-_REMEMBERED_COMMANDS:]
+                self.st["cmds"] = (self.st["cmds"] + [[cid, result]])[-_REMEMBERED_COMMANDS:]
                 reboot = reboot or (name == "reboot" and result == 0)
             log("command %d %s %r -> %d" % (cid, name, arg, result))
             self._seal(schema.ACK, schema.encode(schema.ACK, {"command_id": cid, "result": result}))
@@ -234,12 +263,18 @@ class Node:
     def _run_command(self, name, arg, app):
         if name in ("set_interval", "set_status_every"):
             field = "interval_s" if name == "set_interval" else "status_every"
-            config.save_override(field, arg)
+            from node.overrides import save_override
+            save_override(field, arg)
             self.cfg[field] = arg
             return 0
         if name == "reboot":
             return 0
-        result = app.command(name, arg) if app is not None else None
+        try:
+            app = app or self._app()
+        except Exception as e:  # the app cannot start: the command cannot be applied
+            log("app failed:", repr(e))
+            return 3
+        result = app.command(name, arg)
         return 1 if result is None else result
 
     # ------------------------------------------------------------ sleep
@@ -266,7 +301,7 @@ class Node:
 
     def deep_sleep(self, sleep_ms):
         # An app may wake the node early on a pin (a car arriving): an event-driven uplink.
-        wake = getattr(self.app, "wake_pin", None)
+        wake = self.wake_pin
         if wake is not None:
             import esp32
             esp32.wake_on_ext0(machine.Pin(wake[0]), wake[1])

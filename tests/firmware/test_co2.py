@@ -21,9 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware"))
 from apps import co2  # noqa: E402
 
 HOUR_US = 3600 * 1000000
-# A cycle that receives a downlink command needs more than the default 96 KB: the decoder
-# of command frames is imported then, into a heap the measurement has fragmented.
-COMMAND_HEAP = "112K"
 
 
 def readings(receiver):
@@ -197,8 +194,7 @@ def test_crossing_the_thresholds_sends_an_alarm_and_a_normal_event(make_board, r
 def test_set_thresholds_by_downlink_is_applied_kept_and_checked(make_board, receiver):
     world = {"ppm": 1100}
     board = make_board(config=config(receiver),
-                       models=co2_kit.models(co2_ppm=lambda vt: world["ppm"]),
-                       heap=COMMAND_HEAP)
+                       models=co2_kit.models(co2_ppm=lambda vt: world["ppm"]))
     board.run(1)
     assert events(receiver) == []
     receiver.queue_command(ADDR, 51, "set_thresholds", [1000, 800])
@@ -216,8 +212,7 @@ def test_set_thresholds_by_downlink_is_applied_kept_and_checked(make_board, rece
 
 def test_forced_recalibration_corrects_the_chip_and_reports_failure(make_board, receiver):
     board = make_board(config=config(receiver),
-                       models=co2_kit.models(co2_ppm=430, calibration_error_ppm=120),
-                       heap=COMMAND_HEAP)
+                       models=co2_kit.models(co2_ppm=430, calibration_error_ppm=120))
     receiver.queue_command(ADDR, 61, "forced_recalibration", 430)
     board.run(1)  # the chip has measured for seconds only: the FRC fails (3.7.1)
     board.expect(r"command 61 forced_recalibration 430 -> 3")
@@ -284,8 +279,7 @@ def test_low_power_periodic_mode_reads_the_running_chip(make_board, receiver):
 def test_mhz19b_reading_and_zero_point_calibration(make_board, receiver):
     board = make_board(config=uart_config(receiver),
                        models=co2_kit.models(chip="mhz19b", co2_ppm=420,
-                                             calibration_error_ppm=90),
-                       heap=COMMAND_HEAP)
+                                             calibration_error_ppm=90))
     board.run(1)
     assert readings(receiver)[0]["co2_ppm"] > 480
     assert readings(receiver)[0]["temperature_c"] is None
