@@ -1,0 +1,222 @@
+# The gateway's settings: frozen dataclasses read from a TOML file (or embedded defaults),
+# validated with errors that name the file, the line and the field. gateway/README.md lists
+# every option.
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+from gateway import tomlcheck
+
+
+@dataclass(frozen=True)
+class UdpIngressConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 4700  # 1700 is left to the Semtech packet forwarder (LoRa ingress)
+    queue_max: int = 10000  # uplinks waiting for the pipeline before new ones are dropped
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: str = "var/gateway.sqlite"
+    synchronous: str = "full"  # "full": a receipt is only sent for what survives power loss
+    batch_max: int = 256  # uplinks per transaction
+    retention_days: float = 7.0  # forwarded readings kept for the API and status page
+    max_mb: float = 1024.0  # disk quota; new uplinks are refused (no receipt) at the quota
+    alarm_pct: float = 80.0  # raise the quota alarm at this share of max_mb
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = ""  # default: "cityedge-<gateway id>"
+    username: str = ""
+    password: str = ""
+    password_file: str = ""
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    topic_prefix: str = "cityedge/v1"
+    format: str = "json"  # or "senml"
+    keepalive_s: int = 60
+    session_expiry_s: int = 86400
+    batch: int = 200  # records in flight at once
+    backoff_min_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class NgsiLdConfig:
+    enabled: bool = False
+    url: str = ""  # the context broker's base URL, e.g. http://orion:1026
+    tenant: str = ""  # NGSILD-Tenant header when set
+    context: str = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
+    co2_entity: str = "IndoorEnvironmentObserved"  # or "AirQualityObserved"
+    batch_max_entities: int = 100
+    batch_max_bytes: int = 256 * 1024
+    timeout_s: float = 10.0
+    backoff_min_s: float = 1.0
+    backoff_max_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class CommandsConfig:
+    max_attempts: int = 3  # sends without an ack before the command fails
+    ttl_s: float = 7 * 86400.0  # a command not delivered by then expires
+
+
+@dataclass(frozen=True)
+class AlarmsConfig:
+    silent_factor: float = 2.5  # silent: no uplink within interval_s x this
+    battery_low_mv: int = 3300
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str | None = None  # the file read, None for the embedded defaults
+    gateway_id: str = "gateway"
+    inventory: str = "inventory.toml"
+    inventory_required: bool = False  # true when the config names it: then it must exist
+    log_format: str = "text"
+    log_level: str = "info"
+    udp: UdpIngressConfig = field(default_factory=UdpIngressConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    ngsi_ld: NgsiLdConfig = field(default_factory=NgsiLdConfig)
+    commands: CommandsConfig = field(default_factory=CommandsConfig)
+    alarms: AlarmsConfig = field(default_factory=AlarmsConfig)
+
+
+def defaults():
+    """The embedded defaults: UDP on loopback, SQLite under ./var/, HTTP API on 8080."""
+    return Config()
+
+
+_PORT = dict(check=lambda v: 1 <= v <= 65535, expect="a port 1..65535")
+# A listening port may be 0: the system picks a free one (logged at start).
+_LISTEN_PORT = dict(check=lambda v: 0 <= v <= 65535, expect="a port 0..65535")
+_POSITIVE = dict(check=lambda v: v > 0, expect="a number > 0")
+_POS_INT = dict(check=lambda v: v > 0, expect="an integer > 0")
+_NUM = (int, float)
+
+
+def _rel(base, path):
+    """Paths in a config file are relative to the file's folder."""
+    return path if not path or os.path.isabs(path) else os.path.join(base, path)
+
+
+def load(path):
+    """Read and validate a gateway.toml; ConfigError on any problem."""
+    text, data = tomlcheck.load(path)
+    base = os.path.dirname(os.path.abspath(path))
+    top = tomlcheck.Table(path, text, data)
+
+    g = top.sub("gateway")
+    gateway_id = g.get("id", str, "gateway", check=_ID_OK, expect="letters, digits, '-', '_'")
+    inventory = g.get("inventory", str, None)
+    log_format = g.choice("log_format", ("text", "json"), "text")
+    log_level = g.choice("log_level", ("debug", "info", "warning", "error"), "info")
+    g.done()
+
+    ingress = top.sub("ingress")
+    t = ingress.sub("udp")
+    udp = UdpIngressConfig(
+        enabled=t.get("enabled", bool, True), host=t.get("host", str, "127.0.0.1"),
+        port=t.get("port", int, 4700, **_LISTEN_PORT), queue_max=t.get("queue_max", int, 10000, **_POS_INT))
+    t.done()
+    ingress.done()
+
+    t = top.sub("store")
+    store = StoreConfig(
+        path=_rel(base, t.get("path", str, "var/gateway.sqlite")),
+        synchronous=t.choice("synchronous", ("full", "normal"), "full"),
+        batch_max=t.get("batch_max", int, 256, **_POS_INT),
+        retention_days=t.get("retention_days", _NUM, 7.0, **_POSITIVE),
+        max_mb=t.get("max_mb", _NUM, 1024.0, **_POSITIVE),
+        alarm_pct=t.get("alarm_pct", _NUM, 80.0, check=lambda v: 0 < v <= 100,
+                        expect="a percentage 0..100"))
+    t.done()
+
+    t = top.sub("http")
+    http = HttpConfig(enabled=t.get("enabled", bool, True), host=t.get("host", str, "127.0.0.1"),
+                      port=t.get("port", int, 8080, **_LISTEN_PORT))
+    t.done()
+
+    t = top.sub("mqtt")
+    mqtt = MqttConfig(
+        enabled=t.get("enabled", bool, False), host=t.get("host", str, "127.0.0.1"),
+        port=t.get("port", int, 1883, **_PORT), client_id=t.get("client_id", str, ""),
+        username=t.get("username", str, ""), password=t.get("password", str, ""),
+        password_file=_rel(base, t.get("password_file", str, "")),
+        tls=t.get("tls", bool, False), ca_file=_rel(base, t.get("ca_file", str, "")),
+        cert_file=_rel(base, t.get("cert_file", str, "")),
+        key_file=_rel(base, t.get("key_file", str, "")),
+        topic_prefix=t.get("topic_prefix", str, "cityedge/v1",
+                           check=lambda v: v and not set(v) & set("#+") and not v.endswith("/"),
+                           expect="a topic without wildcards or a trailing '/'"),
+        format=t.choice("format", ("json", "senml"), "json"),
+        keepalive_s=t.get("keepalive_s", int, 60, **_POS_INT),
+        session_expiry_s=t.get("session_expiry_s", int, 86400,
+                               check=lambda v: v >= 0, expect="an integer >= 0"),
+        batch=t.get("batch", int, 200, check=lambda v: 1 <= v <= 10000, expect="1..10000"),
+        backoff_min_s=t.get("backoff_min_s", _NUM, 0.5, **_POSITIVE),
+        backoff_max_s=t.get("backoff_max_s", _NUM, 30.0, **_POSITIVE))
+    if mqtt.password and mqtt.password_file:
+        raise t.error("password", "give password or password_file, not both")
+    t.done()
+
+    t = top.sub("ngsi_ld")
+    ngsi = NgsiLdConfig(
+        enabled=t.get("enabled", bool, False),
+        url=t.get("url", str, "", check=lambda v: v.startswith(("http://", "https://")),
+                  expect="an http:// or https:// URL"),
+        tenant=t.get("tenant", str, ""),
+        context=t.get("context", str, NgsiLdConfig.context),
+        co2_entity=t.choice("co2_entity", ("IndoorEnvironmentObserved", "AirQualityObserved"),
+                            "IndoorEnvironmentObserved"),
+        batch_max_entities=t.get("batch_max_entities", int, 100, **_POS_INT),
+        batch_max_bytes=t.get("batch_max_bytes", int, 256 * 1024,
+                              check=lambda v: v >= 1024, expect="an integer >= 1024"),
+        timeout_s=t.get("timeout_s", _NUM, 10.0, **_POSITIVE),
+        backoff_min_s=t.get("backoff_min_s", _NUM, 1.0, **_POSITIVE),
+        backoff_max_s=t.get("backoff_max_s", _NUM, 60.0, **_POSITIVE))
+    if ngsi.enabled and not ngsi.url:
+        raise t.error(None, "missing required field 'url' (ngsi_ld is enabled)")
+    t.done()
+
+    t = top.sub("commands")
+    commands = CommandsConfig(max_attempts=t.get("max_attempts", int, 3, **_POS_INT),
+                              ttl_s=t.get("ttl_s", _NUM, CommandsConfig.ttl_s, **_POSITIVE))
+    t.done()
+
+    t = top.sub("alarms")
+    alarms = AlarmsConfig(silent_factor=t.get("silent_factor", _NUM, 2.5, **_POSITIVE),
+                          battery_low_mv=t.get("battery_low_mv", int, 3300, **_POS_INT))
+    t.done()
+    top.done()
+
+    return Config(path=os.path.abspath(path), gateway_id=gateway_id,
+                  inventory=_rel(base, inventory or "inventory.toml"),
+                  inventory_required=inventory is not None, log_format=log_format,
+                  log_level=log_level, udp=udp, store=store, http=http, mqtt=mqtt,
+                  ngsi_ld=ngsi, commands=commands, alarms=alarms)
+
+
+def _ID_OK(v):
+    return bool(v) and all(c.isalnum() or c in "-_" for c in v)
+
+
+def replace(config, **changes):
+    """A copy with some sections or fields replaced (tests, CLI overrides)."""
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,293 @@
+# The one pipeline between ingress adapters and forwarders:
+#   size -> header -> registry -> counter -> replay window -> MIC -> decrypt -> CBOR ->
+#   schema -> deduplicate -> normalise -> outbox (SQLite) -> receipt / command downlinks.
+# Uplinks are taken in groups and stored in one transaction; receipts go out only after the
+# COMMIT, so a receipt always means "stored". Every rejection is counted by reason and
+# logged with the device id; nothing an uplink contains can stop the loop.
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+
+from protocol import command, counters, frame, names, schema
+from protocol.errors import (DecodeError, FrameError, MICError, ProtocolError, ReplayError,
+                             SchemaError)
+
+from gateway import normalise
+from gateway.logs import event
+
+log = logging.getLogger("gateway.pipeline")
+
+UPLINK_KINDS = {schema.FILL: "fill", schema.PARKING: "parking", schema.CO2: "co2",
+                schema.LUMINAIRE: "luminaire", schema.STATUS: "status", schema.EVENT: "event",
+                schema.ACK: "ack", schema.BATCH: "batch"}
+READING_KINDS = ("fill", "parking", "co2", "luminaire")
+# Commands sent in one reply window; a node's window is short, and more wait for the next.
+COMMANDS_PER_REPLY = 4
+
+
+class Rejected(Exception):
+    """A frame the gateway refuses for a reason of its own (not a protocol error)."""
+
+    def __init__(self, reason, message, device="unknown"):
+        super().__init__(message)
+        self.reason = reason
+        self.device = device
+
+
+def reason_of(exc):
+    """The rejection reason for a protocol error: its class says what went wrong."""
+    for cls, reason in ((MICError, "bad_mic"), (ReplayError, "replay"),
+                        (SchemaError, "bad_body"), (DecodeError, "bad_body"),
+                        (FrameError, "bad_frame")):
+        if isinstance(exc, cls):
+            return reason
+    return "protocol_error"
+
+
+class Pipeline:
+    def __init__(self, *, gateway_id, store, registry, metrics, commands, queue_max=10000,
+                 batch_max=256, quota_bytes=None, on_commit=None):
+        self.gateway_id = gateway_id
+        self.store = store
+        self.registry = registry
+        self.metrics = metrics
+        self.commands = commands
+        self.batch_max = batch_max
+        self.quota_bytes = quota_bytes
+        self.store_full = False  # set by the maintenance task from the store's size
+        self.on_commit = on_commit or (lambda: None)
+        self.queue = asyncio.Queue(maxsize=queue_max)
+        self.processed = 0  # uplinks handled (accepted, duplicate or rejected)
+
+    # -- ingress side -----------------------------------------------------------------------
+
+    def submit(self, uplink):
+        """Called by ingress adapters; never blocks. A full queue drops the uplink (a Wi-Fi
+        node gets no receipt and sends it again later)."""
+        self.metrics.frames.labels(uplink.source).inc()
+        try:
+            self.queue.put_nowait(uplink)
+        except asyncio.QueueFull:
+            self._count_reject(uplink, "overload", "pipeline queue full", "unknown")
+
+    async def run(self):
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.batch_max:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            self.process(batch)
+            await asyncio.sleep(0)  # let ingress and forwarders run between groups
+
+    # -- the pipeline proper ----------------------------------------------------------------
+
+    def process(self, uplinks):
+        """Verify, store and answer a group of uplinks in one transaction."""
+        replies, applied = [], []
+        try:
+            with self.store.transaction():
+                for up in uplinks:
+                    self._one(up, replies, applied)
+        except sqlite3.Error as e:
+            # Nothing of this group is stored: send no receipt (the nodes will send again),
+            # and take the counters back to what the database holds.
+            for up in uplinks:
+                self._count_reject(up, "store_error", str(e), "unknown")
+            self.registry.load()
+            return
+        for entry, window in applied:
+            entry.window = window
+        self.processed += len(uplinks)
+        for send, data, kind, device_id in replies:
+            try:
+                send(data)
+                self.metrics.downlinks.labels(kind).inc()
+            except OSError as e:
+                event(log, logging.WARNING, "downlink_failed", device=device_id, kind=kind,
+                      reason=str(e))
+        self.on_commit()
+
+    def _one(self, up, replies, applied):
+        device_id = "unknown"
+        db = self.store.db
+        db.execute("SAVEPOINT uplink")
+        try:
+            device_id = self._verify_and_store(up, replies, applied)
+        except ProtocolError as e:
+            db.execute("ROLLBACK TO uplink")
+            self._count_reject(up, reason_of(e), str(e), getattr(e, "device_id", device_id))
+        except Rejected as e:
+            db.execute("ROLLBACK TO uplink")
+            self._count_reject(up, e.reason, str(e), e.device)
+        except sqlite3.Error:
+            raise
+        except Exception as e:  # a bug must cost one frame, not the gateway
+            db.execute("ROLLBACK TO uplink")
+            log.exception("pipeline_error", extra={"fields": {"device": device_id,
+                                                              "reason": repr(e)}})
+            self._count_reject(up, "internal_error", repr(e), device_id)
+        finally:
+            db.execute("RELEASE uplink")
+
+    def _verify_and_store(self, up, replies, applied):
+        raw = up.raw
+        if len(raw) < frame.OVERHEAD + 1:
+            raise Rejected("truncated", "frame of %d bytes is truncated" % len(raw))
+        if len(raw) > frame.MAX_FRAME:
+            raise Rejected("oversized", "frame of %d bytes is oversized" % len(raw))
+        hdr = frame.parse_header(raw)
+        addr = "%06x" % hdr.addr
+        entry = self.registry.by_addr.get(hdr.addr)
+        if entry is None:
+            raise Rejected("unknown_device", "no device with address %s" % addr, "addr:" + addr)
+        dev = entry.device
+        if hdr.direction != frame.UP:
+            raise Rejected("wrong_direction", "a downlink frame arrived on the uplink path", dev.id)
+        if not dev.enabled:
+            raise Rejected("disabled", "device is disabled in the inventory", dev.id)
+        kind = UPLINK_KINDS.get(hdr.kind)
+        if kind is None:
+            raise Rejected("unknown_kind", "message kind %d is not an uplink kind" % hdr.kind,
+                           dev.id)
+        if kind in READING_KINDS and kind != dev.kind:
+            raise Rejected("kind_mismatch", "a %s reading from a %s device" % (kind, dev.kind),
+                           dev.id)
+        try:
+            fcnt = counters.full_counter(entry.window.newest, hdr.fcnt_low)
+        except ReplayError as e:
+            e.device_id = dev.id
+            raise
+        window = counters.ReplayWindow(entry.window.newest, entry.window.seen)
+        receiver = dict(up.radio, source=up.source, received=up.received)
+        try:
+            window.check(fcnt)
+        except ReplayError as e:
+            self._duplicate_or_replay(up, entry, fcnt, receiver, e, replies)
+            return dev.id
+        try:
+            body = frame.unseal(entry.keys, raw, fcnt)
+            message = schema.decode(hdr.kind, body)
+        except MICError as e:
+            e.device_id = dev.id
+            self._old_replay(entry, raw, fcnt)
+            raise
+        except ProtocolError as e:
+            e.device_id = dev.id
+            raise
+        if kind == "batch" and message["kind"] != dev.kind:
+            raise Rejected("kind_mismatch", "a batch of %s from a %s device"
+                           % (message["kind"], dev.kind), dev.id)
+        if self.store_full:
+            raise Rejected("store_full", "the store has reached its disk quota", dev.id)
+        window.accept(fcnt)  # only now: the MIC is verified
+        if not self.store.add_frame(dev.id, fcnt, raw, up.received, receiver):
+            # Stored, though the window did not know it (it never should): the frames table
+            # is the truth, so this is a duplicate or a replay like any other.
+            self._duplicate_or_replay(up, entry, fcnt, receiver,
+                                      ReplayError("frame: counter %d was already accepted" % fcnt),
+                                      replies)
+            return dev.id
+        if kind == "ack":
+            self._acked(dev, message, up.received)
+        for rkind, index, age_s, values in normalise.readings(kind, message):
+            observed = up.received - age_s
+            key = "%s:%d:%d" % (dev.record_prefix, fcnt, index)
+            body_json = json.dumps({
+                "key": key, "device": dev.id, "kind": rkind, "fcnt": fcnt, "index": index,
+                "observed": normalise.iso(observed), "received": normalise.iso(up.received),
+                "gateway": self.gateway_id, "source": up.source, "radio": up.radio,
+                "values": values}, separators=(",", ":"))
+            if self.store.add_record(key, dev.id, rkind, observed, up.received, body_json):
+                self.metrics.records.labels(rkind).inc()
+        self.store.save_uplink_state(dev.id, window.newest, window.seen, up.received,
+                                     up.source, up.radio)
+        applied.append((entry, window))
+        self.metrics.accepted.labels(up.source).inc()
+        self.metrics.last_seen.labels(dev.id).set(up.received)
+        event(log, logging.DEBUG, "frame_accepted", device=dev.id, fcnt=fcnt, kind=kind,
+              source=up.source)
+        self._answer(up, entry, fcnt, replies)
+        return dev.id
+
+    def _old_replay(self, entry, raw, fcnt):
+        """A frame older than the replay window is reconstructed 65,536 counters too high and
+        fails its MIC; if it verifies one epoch lower it is an authentic old frame: call it
+        a replay, not a forgery (one more CMAC, only for frames that failed already)."""
+        if fcnt < 0x10000:
+            return
+        try:
+            frame.unseal(entry.keys, raw, fcnt - 0x10000)
+        except ProtocolError:
+            return
+        e = ReplayError("frame: counter %d is older than the replay window (newest %s)"
+                        % (fcnt - 0x10000, entry.window.newest))
+        e.device_id = entry.device.id
+        raise e
+
+    def _duplicate_or_replay(self, up, entry, fcnt, receiver, error, replies):
+        """A counter already accepted: the same frame heard again (another receiver, or a
+        node that missed its receipt) is a duplicate and answered again; anything else with
+        that counter is a replay. The MIC is checked first so a forgery is called one."""
+        dev = entry.device
+        try:
+            frame.unseal(entry.keys, up.raw, fcnt)
+        except ProtocolError as e:
+            e.device_id = dev.id
+            raise
+        stored = self.store.frame(dev.id, fcnt)
+        if stored is None or bytes(stored[0]) != up.raw:
+            error.device_id = dev.id
+            raise error
+        receivers = stored[1]
+        if receiver not in receivers:
+            receivers.append(receiver)
+            self.store.set_receivers(dev.id, fcnt, receivers)
+        self.metrics.duplicates.labels(up.source).inc()
+        event(log, logging.DEBUG, "frame_duplicate", device=dev.id, fcnt=fcnt, source=up.source,
+              reason="already stored")
+        self._answer(up, entry, fcnt, replies)
+
+    def _acked(self, dev, message, now):
+        result = names.ACK_RESULTS.get(message["result"], str(message["result"]))
+        cmd = self.store.command_acked(dev.id, message["command_id"], result, now)
+        event(log, logging.INFO, "command_acked", device=dev.id,
+              command_id=message["command_id"], result=result,
+              command=cmd["name"] if cmd else "unknown",
+              reason="ack" if cmd else "no pending command with this id")
+
+    def _answer(self, up, entry, fcnt, replies):
+        """A receipt that says how many commands follow, then those commands: all sealed
+        with downlink counters that are stored (in this transaction) before anything is
+        sent."""
+        if up.reply is None:
+            return
+        dev = entry.device
+        cmds = self.store.pending_commands(dev.id, up.received, self.commands.max_attempts,
+                                           COMMANDS_PER_REPLY)
+        body = schema.encode(schema.RECEIPT, {"fcnt": fcnt, "commands": len(cmds)})
+        down = self.store.next_down_fcnt(dev.id)
+        replies.append((up.reply, frame.seal(entry.keys, schema.RECEIPT, dev.addr, down, body,
+                                             frame.DOWN), "receipt", dev.id))
+        for cmd in cmds:
+            body = command.encode(cmd["command_id"], cmd["name"], cmd["arg"])
+            down = self.store.next_down_fcnt(dev.id)
+            replies.append((up.reply, frame.seal(entry.keys, schema.COMMAND, dev.addr, down,
+                                                 body, frame.DOWN), "command", dev.id))
+            self.store.command_sent(cmd["id"], up.received)
+            event(log, logging.INFO, "command_sent", device=dev.id,
+                  command_id=cmd["command_id"], command=cmd["name"],
+                  attempt=cmd["attempts"] + 1, reason="pending command")
+
+    def _count_reject(self, up, reason, message, device):
+        self.metrics.rejected.labels(reason).inc()
+        event(log, logging.WARNING, "frame_rejected", device=device, reason=reason,
+              detail=message, source=up.source, bytes=len(up.raw), **_peer(up))
+
+
+def _peer(up):
+    peer = up.radio.get("peer")
+    return {"peer": peer} if peer else {}

@@ -1,0 +1,268 @@
+# The gateway's durable state in one SQLite file (WAL): per-device counters, the frames
+# accepted (for deduplication), the output records (the outbox, and the readings the API
+# serves), one cursor per forwarder, and the command queue. One connection, used from the
+# event loop only; the pipeline groups many uplinks into one transaction.
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS device_state (
+    device_id TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,          -- fingerprint of the key the counters belong to
+    up_newest INTEGER,             -- replay window: newest uplink counter accepted
+    up_seen INTEGER NOT NULL DEFAULT 0,  -- and the bitmap of the 64 counters up to it
+    down_fcnt INTEGER NOT NULL DEFAULT 0, -- next downlink counter to use
+    last_seen REAL,
+    last_source TEXT,
+    last_radio TEXT,
+    uplinks INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS frames (
+    device_id TEXT NOT NULL,
+    fcnt INTEGER NOT NULL,
+    raw BLOB NOT NULL,
+    received REAL NOT NULL,
+    receivers TEXT NOT NULL,       -- JSON list of {source, receiver, radio...}
+    PRIMARY KEY (device_id, fcnt)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS frames_received ON frames (received);
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,      -- idempotency key "<device>:<counter>:<index>"
+    device_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    observed REAL NOT NULL,
+    received REAL NOT NULL,
+    body TEXT NOT NULL             -- the normalised record, JSON
+);
+CREATE INDEX IF NOT EXISTS records_device ON records (device_id, kind, seq);
+CREATE TABLE IF NOT EXISTS cursors (
+    forwarder TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL           -- every record up to here is confirmed by this forwarder
+);
+CREATE TABLE IF NOT EXISTS commands (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL,
+    command_id INTEGER NOT NULL,   -- 16-bit id on air
+    name TEXT NOT NULL,
+    arg TEXT NOT NULL,             -- JSON
+    state TEXT NOT NULL,           -- queued | sent | acked | failed | expired
+    result TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    expires REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS commands_pending ON commands (device_id, state, id);
+"""
+
+
+class Store:
+    def __init__(self, path, *, synchronous="full"):
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a transaction is on disk when COMMIT returns, so a receipt (sent after the
+        # commit) never promises a reading that a power cut could still take away.
+        self.db.execute("PRAGMA synchronous=%s" % ("FULL" if synchronous == "full" else "NORMAL"))
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(_SCHEMA)
+        self._in_tx = False
+
+    def close(self):
+        self.db.close()
+
+    @contextmanager
+    def transaction(self):
+        if self._in_tx:  # nested: part of the outer transaction
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._in_tx = True
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+        finally:
+            self._in_tx = False
+
+    # -- device counters ---------------------------------------------------------------------
+
+    def device_states(self):
+        rows = self.db.execute("SELECT device_id, key_id, up_newest, up_seen, down_fcnt, "
+                               "last_seen, uplinks FROM device_state")
+        return {r[0]: {"key_id": r[1], "up_newest": r[2], "up_seen": _unsigned64(r[3]),
+                       "down_fcnt": r[4], "last_seen": r[5], "uplinks": r[6]} for r in rows}
+
+    def reset_device(self, device_id, key_id):
+        """Counters start again (a new device, or a new key)."""
+        self.db.execute("INSERT INTO device_state (device_id, key_id, up_newest, up_seen, "
+                        "down_fcnt) VALUES (?, ?, NULL, 0, 0) ON CONFLICT (device_id) DO "
+                        "UPDATE SET key_id=excluded.key_id, up_newest=NULL, up_seen=0, "
+                        "down_fcnt=0", (device_id, key_id))
+        self.db.execute("DELETE FROM frames WHERE device_id=?", (device_id,))
+
+    def save_uplink_state(self, device_id, newest, seen, received, source, radio):
+        self.db.execute("UPDATE device_state SET up_newest=?, up_seen=?, last_seen=?, "
+                        "last_source=?, last_radio=?, uplinks=uplinks+1 WHERE device_id=?",
+                        (newest, _signed64(seen), received, source, json.dumps(radio),
+                         device_id))
+
+    def next_down_fcnt(self, device_id):
+        """Reserve the device's next downlink counter; stored before the frame is sent."""
+        row = self.db.execute("UPDATE device_state SET down_fcnt=down_fcnt+1 WHERE device_id=? "
+                              "RETURNING down_fcnt - 1", (device_id,)).fetchone()
+        return row[0]
+
+    # -- frames (deduplication) ---------------------------------------------------------------
+
+    def frame(self, device_id, fcnt):
+        row = self.db.execute("SELECT raw, receivers FROM frames WHERE device_id=? AND fcnt=?",
+                              (device_id, fcnt)).fetchone()
+        return (row[0], json.loads(row[1])) if row else None
+
+    def add_frame(self, device_id, fcnt, raw, received, receiver):
+        """Store an accepted frame; False when one with this counter is already stored."""
+        cur = self.db.execute("INSERT OR IGNORE INTO frames VALUES (?, ?, ?, ?, ?)",
+                              (device_id, fcnt, raw, received, json.dumps([receiver])))
+        return cur.rowcount == 1
+
+    def set_receivers(self, device_id, fcnt, receivers):
+        self.db.execute("UPDATE frames SET receivers=? WHERE device_id=? AND fcnt=?",
+                        (json.dumps(receivers), device_id, fcnt))
+
+    def prune_frames(self, before):
+        self.db.execute("DELETE FROM frames WHERE received < ?", (before,))
+
+    # -- records (outbox) ---------------------------------------------------------------------
+
+    def add_record(self, key, device_id, kind, observed, received, body):
+        cur = self.db.execute("INSERT OR IGNORE INTO records (key, device_id, kind, observed, "
+                              "received, body) VALUES (?, ?, ?, ?, ?, ?)",
+                              (key, device_id, kind, observed, received, body))
+        return cur.rowcount == 1
+
+    def records_after(self, seq, limit):
+        return self.db.execute("SELECT seq, key, device_id, kind, received, body FROM records "
+                               "WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)).fetchall()
+
+    def last_seq(self):
+        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0]
+
+    def cursor(self, forwarder):
+        row = self.db.execute("SELECT seq FROM cursors WHERE forwarder=?", (forwarder,)).fetchone()
+        return row[0] if row else 0
+
+    def set_cursor(self, forwarder, seq):
+        self.db.execute("INSERT INTO cursors VALUES (?, ?) ON CONFLICT (forwarder) DO UPDATE "
+                        "SET seq=MAX(seq, excluded.seq)", (forwarder, seq))
+
+    def backlog(self, seq):
+        """(count, oldest receive time) of the records after seq."""
+        row = self.db.execute("SELECT COUNT(*), MIN(received) FROM records WHERE seq > ?",
+                              (seq,)).fetchone()
+        return row[0], row[1]
+
+    def prune_records(self, confirmed_seq, before):
+        """Delete records every forwarder has confirmed that are older than the retention."""
+        self.db.execute("DELETE FROM records WHERE seq <= ? AND received < ?",
+                        (confirmed_seq, before))
+
+    def device_records(self, device_id, limit=100, kind=None):
+        if kind:
+            rows = self.db.execute("SELECT body FROM records WHERE device_id=? AND kind=? "
+                                   "ORDER BY seq DESC LIMIT ?", (device_id, kind, limit))
+        else:
+            rows = self.db.execute("SELECT body FROM records WHERE device_id=? "
+                                   "ORDER BY seq DESC LIMIT ?", (device_id, limit))
+        return [json.loads(r[0]) for r in rows]
+
+    def size_bytes(self):
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.path.getsize(self.path + suffix)
+            except OSError:
+                pass
+        return total
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def add_command(self, device_id, name, arg, ttl_s, now=None):
+        now = time.time() if now is None else now
+        with self.transaction():
+            cur = self.db.execute("INSERT INTO commands (device_id, command_id, name, arg, "
+                                  "state, created, expires, updated) VALUES (?, 0, ?, ?, "
+                                  "'queued', ?, ?, ?)",
+                                  (device_id, name, json.dumps(arg), now, now + ttl_s, now))
+            row_id = cur.lastrowid
+            # The id on air is 16 bits; the row id keeps growing, so ids repeat only after
+            # 65,536 commands, long after an old one was acknowledged or expired.
+            self.db.execute("UPDATE commands SET command_id=? WHERE id=?", (row_id & 0xFFFF, row_id))
+        return self.command(row_id)
+
+    def command(self, row_id):
+        row = self.db.execute("SELECT * FROM commands WHERE id=?", (row_id,)).fetchone()
+        return _command(row) if row else None
+
+    def commands(self, device_id, limit=50):
+        rows = self.db.execute("SELECT * FROM commands WHERE device_id=? ORDER BY id DESC "
+                               "LIMIT ?", (device_id, limit))
+        return [_command(r) for r in rows]
+
+    def pending_commands(self, device_id, now, max_attempts, limit):
+        """The oldest commands still to deliver; expires and fails the ones past their
+        time or their attempts on the way."""
+        self.db.execute("UPDATE commands SET state='expired', updated=? WHERE device_id=? AND "
+                        "state IN ('queued', 'sent') AND expires < ?", (now, device_id, now))
+        self.db.execute("UPDATE commands SET state='failed', result='no_ack', updated=? WHERE "
+                        "device_id=? AND state='sent' AND attempts >= ?",
+                        (now, device_id, max_attempts))
+        rows = self.db.execute("SELECT * FROM commands WHERE device_id=? AND state IN "
+                               "('queued', 'sent') ORDER BY id LIMIT ?", (device_id, limit))
+        return [_command(r) for r in rows]
+
+    def command_sent(self, row_id, now):
+        self.db.execute("UPDATE commands SET state='sent', attempts=attempts+1, updated=? "
+                        "WHERE id=?", (now, row_id))
+
+    def command_acked(self, device_id, command_id, result, now):
+        """Mark the newest sent command with this id as answered; its row or None."""
+        row = self.db.execute("SELECT id FROM commands WHERE device_id=? AND command_id=? AND "
+                              "state IN ('sent', 'queued') ORDER BY id DESC LIMIT 1",
+                              (device_id, command_id)).fetchone()
+        if not row:
+            return None
+        state = "acked" if result == "ok" else "failed"
+        self.db.execute("UPDATE commands SET state=?, result=?, updated=? WHERE id=?",
+                        (state, result, now, row[0]))
+        return self.command(row[0])
+
+
+def _signed64(n):
+    # The replay bitmap is 64 bits; SQLite integers are signed 64-bit, and a larger value
+    # would silently become a lossy REAL.
+    return n - (1 << 64) if n >= 1 << 63 else n
+
+
+def _unsigned64(n):
+    n = int(n)
+    return n + (1 << 64) if n < 0 else n
+
+
+_COMMAND_FIELDS = ("id", "device_id", "command_id", "name", "arg", "state", "result",
+                   "attempts", "created", "expires", "updated")
+
+
+def _command(row):
+    out = dict(zip(_COMMAND_FIELDS, row))
+    out["arg"] = json.loads(out["arg"])
+    return out

@@ -1,0 +1,108 @@
+# A real Mosquitto for the tests, on a free port, with persistence in a temporary folder so
+# that a restart keeps the queued QoS 1 messages of persistent sessions; and an MQTT 5
+# consumer (paho, its own thread) that stays subscribed across broker restarts.
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout, what="condition", interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+
+
+class Mosquitto:
+    def __init__(self, folder, port=None):
+        self.folder = str(folder)
+        os.makedirs(self.folder, exist_ok=True)
+        self.port = port or free_port()
+        self.conf = os.path.join(self.folder, "mosquitto.conf")
+        self.log = os.path.join(self.folder, "mosquitto.log")
+        lines = ["listener %d 127.0.0.1" % self.port, "allow_anonymous true",
+                 "persistence true", "persistence_location %s/" % self.folder,
+                 "autosave_interval 1", "max_queued_messages 0", "max_inflight_messages 0",
+                 "log_dest file %s" % self.log, "log_type error", "log_type warning"]
+        if os.geteuid() == 0:
+            lines.append("user root")  # else it drops to "mosquitto", who cannot write here
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("mosquitto exited: %s" % open(self.log).read()[-2000:])
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_until(up, 10, "mosquitto to listen")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: mosquitto saves its database on the way out
+            self.proc.wait(10)
+        self.proc = None
+
+
+class Consumer:
+    """Subscribes with QoS 1 and a persistent session; records every message with its
+    idempotency key (the user property "key")."""
+
+    def __init__(self, port, topic="cityedge/v1/#", client_id="test-consumer"):
+        self.messages = []
+        self.lock = threading.Lock()
+        self.topic = topic
+        self.subscribed = threading.Event()
+        c = self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                      protocol=mqtt.MQTTv5)
+        c.on_connect = self._connected
+        c.on_message = self._message
+        c.on_subscribe = lambda *a: self.subscribed.set()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        c.reconnect_delay_set(0.05, 0.5)
+        c.connect_async("127.0.0.1", port, clean_start=False, properties=props)
+        c.loop_start()
+        if not self.subscribed.wait(10):
+            raise AssertionError("consumer did not subscribe")
+
+    def _connected(self, client, userdata, flags, reason, props):
+        client.subscribe(self.topic, qos=1)
+
+    def _message(self, client, userdata, msg):
+        props = dict(getattr(msg.properties, "UserProperty", []) or [])
+        with self.lock:
+            self.messages.append((msg.topic, props.get("key"), json.loads(msg.payload)))
+
+    def keys(self):
+        with self.lock:
+            return [m[1] for m in self.messages]
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
