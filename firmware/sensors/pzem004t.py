@@ -9,7 +9,6 @@ from sensors.errors import BusError, CRCError, SensorTimeout
 
 _GENERAL_ADDR = const(0xF8)     # 2.2: every meter answers it (one meter on the bus)
 _READ_INPUT = const(0x04)       # 2.4: read input registers
-_RESET_ENERGY = const(0x42)     # 2.4: reset the energy counter
 _EXCEPTION = const(0x80)        # 2.5: function code | 0x80 in an error reply
 _REGISTERS = const(10)          # 2.3: 0x0000 voltage .. 0x0009 alarm status
 _REPLY_LEN = const(25)          # addr, 0x04, byte count 20, 20 data bytes, CRC lo, CRC hi
@@ -31,13 +30,14 @@ def crc16(buf, n):
 
 
 class PZEM004T:
-    """values() -> [volts, amps, watts, wh, hz, power factor, alarm]; raises SensorTimeout
-    when the meter does not answer, CRCError on a corrupt reply, BusError on an exception
-    reply or a reply from another device."""
+    """values() -> [volts, amps, watts, wh, hz, power factor, alarm] (one list, reused);
+    raises SensorTimeout when the meter does not answer, CRCError on a corrupt reply,
+    BusError on an exception reply or a reply to something else. The UART's own timeout
+    bounds the wait. (Resetting the energy counter, function 0x42, is left to the
+    installer's tools: a street light's energy counts from its installation.)"""
 
     def __init__(self, uart, addr=_GENERAL_ADDR):
         self._uart = uart
-        self._addr = addr
         self._req = bytearray(8)
         self._reply = bytearray(_REPLY_LEN)
         self._values = [0.0, 0.0, 0.0, 0, 0.0, 0.0, 0]
@@ -47,30 +47,23 @@ class PZEM004T:
         crc = crc16(req, 6)
         req[6], req[7] = crc & 0xFF, crc >> 8
 
-    def _exchange(self, req, n_req, n_reply):
-        uart = self._uart
+    def values(self):
+        uart, req, r = self._uart, self._req, self._reply
         if uart.any():
             uart.read()  # a late reply to an earlier request would shift this one
-        uart.write(req if n_req == len(req) else req[:n_req])
-        reply = self._reply
-        got = uart.readinto(reply, n_reply) or 0
-        if got >= _ERROR_LEN and reply[1] & _EXCEPTION:
-            if crc16(reply, 3) != reply[3] | reply[4] << 8:
+        uart.write(req)
+        got = uart.readinto(r) or 0
+        if got >= _ERROR_LEN and r[1] & _EXCEPTION:
+            if crc16(r, 3) != r[3] | r[4] << 8:
                 raise CRCError("pzem-004t: bad CRC in an exception reply")
-            raise BusError("pzem-004t: exception %d to function 0x%02x" % (reply[2], req[1]))
-        if got < n_reply:
+            raise BusError("pzem-004t: exception %d" % r[2])
+        if got < _REPLY_LEN:
             raise SensorTimeout("pzem-004t: %d of %d bytes (meter unpowered or unplugged)"
-                                % (got, n_reply))
-        if crc16(reply, n_reply - 2) != reply[n_reply - 2] | reply[n_reply - 1] << 8:
+                                % (got, _REPLY_LEN))
+        if crc16(r, _REPLY_LEN - 2) != r[_REPLY_LEN - 2] | r[_REPLY_LEN - 1] << 8:
             raise CRCError("pzem-004t: bad CRC")
-        if (self._addr != _GENERAL_ADDR and reply[0] != self._addr) or reply[1] != req[1]:
-            raise BusError("pzem-004t: reply from 0x%02x function 0x%02x" % (reply[0], reply[1]))
-        return reply
-
-    def values(self):
-        r = self._exchange(self._req, 8, _REPLY_LEN)
-        if r[2] != 2 * _REGISTERS:
-            raise BusError("pzem-004t: byte count %d" % r[2])
+        if r[1] != _READ_INPUT or r[2] != 2 * _REGISTERS:
+            raise BusError("pzem-004t: unexpected reply %02x %02x" % (r[1], r[2]))
         v = self._values
         v[0] = (r[3] << 8 | r[4]) / 10                                      # 0.1 V
         v[1] = ((r[7] << 8 | r[8]) << 16 | r[5] << 8 | r[6]) / 1000         # 0.001 A
@@ -80,14 +73,3 @@ class PZEM004T:
         v[5] = (r[19] << 8 | r[20]) / 100                                   # 0.01
         v[6] = r[21] << 8 | r[22]                                           # 0xFFFF: alarm
         return v
-
-    def reset_energy(self):
-        req = self._req
-        saved0, saved1, saved2, saved3 = req[0], req[1], req[2], req[3]
-        req[1] = _RESET_ENERGY
-        crc = crc16(req, 2)
-        req[2], req[3] = crc & 0xFF, crc >> 8
-        try:
-            self._exchange(req, 4, 4)  # the meter echoes the request
-        finally:
-            req[0], req[1], req[2], req[3] = saved0, saved1, saved2, saved3
