@@ -16,3 +16,13 @@ def runtime(request):
     if request.param == "cpython":
         return CPython()
     return request.getfixturevalue("micropython")
+
+
+@pytest.fixture(scope="session")
+def micropython_apps():
+    """MicroPython for the firmware's pure functions (apps, driver checksums), imported from
+    source side by side: a roomy heap, since the heap a node needs is measured on virtual
+    boards (tests/firmware, bench/node_cycle), not here."""
+    rt = MicroPython(heap="1M")
+    yield rt
+    rt.close()

@@ -88,4 +88,8 @@ while True:
     line = sys.stdin.readline()
     if not line:
         break
-    sys.stdout.write(json.dumps(answer(json.loads(line))) + "\n")
+    try:
+        reply = json.dumps(answer(json.loads(line)))
+    except Exception as e:  # even a failure outside the call is an answer, not a dead server
+        reply = json.dumps({"err": type(e).__name__, "msg": str(e), "is": []})
+    sys.stdout.write(reply + "\n")

@@ -9,6 +9,12 @@ peripherals, Wi-Fi down, a watchdog that really resets a hung cycle.
 
 Deep sleep ends the process; `run()` starts it again after the sleep time of virtual time,
 with RTC memory and flash kept, as the chip does. Power-on and brown-out clear RTC memory.
+
+The console is a pipe by default (fast; tests read it with `expect()`). With console="pty" it
+is a serial port (`board.port`, a pseudo-terminal) that mpremote and pytest-embedded open as
+they open an ESP32's, and the board runs freely from `start()` to `close()`: main.py ends at
+the REPL, a soft reset (Ctrl-D) restarts it with RTC memory kept, a deep sleep wakes it
+after the sleep of virtual time, all behind the same port (see console.py and README.md).
 """
 import errno
 import json
@@ -22,16 +28,19 @@ import threading
 import time
 from pathlib import Path
 
+from hil_tests.virtual.console import PtyConsole
 from tools import mpybuild
 
 SHIM = Path(__file__).resolve().parent / "shim"
+_SETSID = shutil.which("setsid") or "/usr/bin/setsid"  # util-linux
 
 PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
 # On an ESP32, machine, network, socket and time are built in and take no heap; here the
 # shim that stands in for them is Python. The interpreter gets this much more heap than the
 # firmware's cap, so the firmware keeps the heap it would have on the chip. A test checks
-# that the shim stays within it.
-SHIM_HEAP = 16 * 1024
+# that the shim stays within it. 16K for the base, 9K for the bus classes (_boot.py loads
+# them at start: about 8.3K measured on the unix port).
+SHIM_HEAP = 25 * 1024
 TIMER_WAKE = 4
 # 2026-01-01 as seconds since 2000-01-01, the ESP32 port's epoch: the virtual board's
 # wall clock at virtual time 0.
@@ -57,7 +66,10 @@ class Run:
         self.number = number
         self.reset_cause = reset_cause
         self.vt_start = vt_start
-        self.end = None          # "deepsleep", "reset", "watchdog", "brownout", "exit", "killed"
+        # "deepsleep", "reset", "watchdog", "brownout", "exit", "killed"; with a pty console
+        # "soft-reset" instead of "exit": the process exits on Ctrl-D, sys.exit() at the REPL.
+        self.end = None
+        self.run_main = True     # False after a soft reset in the raw REPL, as on the chip
         self.sleep_ms = 0
         self.exit_code = None
         self.lines = []
@@ -88,17 +100,24 @@ def compiled_shim():
 
 class VirtualBoard:
     def __init__(self, flash_dir, *, name="board", heap="96K", models=(), log_dir=None,
-                 vt_start_us=0, unique_id=None):
+                 vt_start_us=0, unique_id=None, ticks_offset_us=0, console="pipe"):
+        if console not in ("pipe", "pty"):
+            raise ValueError("console must be 'pipe' or 'pty', not %r" % (console,))
         self.flash = Path(flash_dir)
         self.flash.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.heap = heap
         self.vt = vt_start_us
+        # ticks_* count from each boot, as on the chip; an offset starts them near the wrap.
+        self.ticks_offset_us = ticks_offset_us
         self.rtc = b""
         self.reset_cause = PWRON_RESET
         self.wake_reason = 0
         self.wifi_up = True
         self.wifi_rssi = -58
+        # An ESP32 station takes about 1..3 s to join an access point after a wake (scan,
+        # WPA2 handshake, DHCP); less with a cached channel and a static address.
+        self.wifi_connect_ms = 1500
         self.unique_id = unique_id or (abs(hash(name)) & 0xFFFFFFFFFFFF).to_bytes(6, "big")
         self.models = {}
         for model in models:
@@ -110,6 +129,12 @@ class VirtualBoard:
         self._lines = threading.Condition()
         self._console = []
         self._proc = None
+        self._pty = PtyConsole(self._pty_output) if console == "pty" else None
+        self.port = self._pty.path if self._pty else None  # the serial port, with a pty
+        self._partial = b""
+        self._log = None
+        self._supervisor = None   # with a pty: the thread that keeps the board running
+        self._closing = False
         self._wdt = None          # (timeout_us, real time of the last feed)
         self._halt_at_vt = None   # a brown-out scheduled at this virtual time
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -137,6 +162,11 @@ class VirtualBoard:
         """Reset the chip as its watchdog would (RTC memory kept) when the firmware next
         touches the hardware at or after vt_us."""
         self._halt_at_vt = (vt_us, "watchdog")
+
+    @property
+    def running(self):
+        """True while an interpreter is up (a mains node, or a run not yet ended)."""
+        return self._proc is not None and self._proc.poll() is None
 
     def kill(self):
         """Cut the power now, whatever the firmware is doing (SIGKILL)."""
@@ -179,6 +209,18 @@ class VirtualBoard:
                 run.lines.append(line)
                 self._lines.notify_all()
 
+    def _pty_output(self, data):
+        """What the pty console carried, split into lines for `console`, `expect()`, the log."""
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            self._log.write(line + "\n")
+            self._log.flush()
+            with self._lines:
+                self._console.append(line)
+                self._run.lines.append(line)
+                self._lines.notify_all()
+
     # ------------------------------------------------------------ running
 
     def _env(self):
@@ -189,38 +231,97 @@ class VirtualBoard:
         }
 
     def start(self):
-        """Power the chip (or wake it) once: returns the Run; `wait()` for its end."""
+        """Power the chip (or wake it) once: returns the Run; `wait()` for its end.
+        With a pty console the board then runs freely until `close()` (returns None)."""
+        if self._pty:
+            if self._supervisor:
+                raise BoardError("%s is already running" % self.name)
+            self._supervisor = threading.Thread(target=self._free_run, daemon=True)
+            self._supervisor.start()
+            return None
         if self._proc and self._proc.poll() is None:
             raise BoardError("%s is already running" % self.name)
+        return self._start_run()
+
+    def _start_run(self, run_main=True, raw_repl=False):
         run = Run(len(self.runs) + 1, self.reset_cause, self.vt)
+        run.run_main = run_main
         self.runs.append(run)
         self._run = run
         self._wdt = None
         heap = parse_size(self.heap) + SHIM_HEAP
         cmd = [mpybuild.micropython_binary(), "-X", "heapsize=%d" % heap,
                str(compiled_shim() / "_boot.py")]
-        self._proc = subprocess.Popen(cmd, cwd=self.flash, env=self._env(),
-                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT)
         log = open(self.log_path, "a", encoding="utf-8")
         log.write("--- run %d, reset cause %d, virtual time %.3f s\n"
                   % (run.number, run.reset_cause, self.vt / 1e6))
+        if self._pty:
+            self._start_on_pty(cmd, log, raw_repl)
+            return run
+        self._proc = subprocess.Popen(cmd, cwd=self.flash, env=self._env(),
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT)
         self._reader = threading.Thread(target=self._read_console, args=(self._proc, run, log),
                                         daemon=True)
         self._reader.start()
         return run
 
+    def _start_on_pty(self, cmd, log, raw_repl):
+        if self._log:
+            self._log.close()
+        self._log = log
+        if self.reset_cause == SOFT_RESET:
+            self._pty.emit(b"MPY: soft reboot\r\n")  # what the ESP32 port prints
+        # -i: the REPL follows boot.py and main.py, as on the chip. setsid --ctty makes the
+        # pty the interpreter's controlling terminal, or Ctrl-C would raise no SIGINT.
+        cmd = [_SETSID, "--ctty", cmd[0], "-i"] + cmd[1:]
+        slave = self._pty.attach(raw_repl)
+        try:
+            self._proc = subprocess.Popen(cmd, cwd=self.flash, env=self._env(), stdin=slave,
+                                          stdout=slave, stderr=slave)
+        finally:
+            os.close(slave)
+        self._reader = self._pty.reader
+
+    def _free_run(self):
+        """A board with a pty console: each life ends and the next begins as on the chip."""
+        run_main, raw_repl = True, False
+        while not self._closing:
+            run = self._start_run(run_main, raw_repl)
+            self._wait_run(run, None)
+            if self._closing:
+                return
+            run_main, raw_repl = True, False
+            soft = run.end == "reset" and self.reset_cause == SOFT_RESET
+            if run.end == "exit":
+                # The process exits on Ctrl-D or sys.exit() at the REPL: a soft reset on the
+                # chip. Or a Ctrl-C hit it between main.py and the REPL: back to the REPL.
+                run.end, soft = "soft-reset", True
+            if soft:
+                raw_repl = self._pty.raw_repl
+                run_main = not raw_repl and run.exit_code != -signal.SIGINT
+            self._after(run)
+
     def wait(self, timeout=60.0):
         """Wait for the running interpreter to end, enforcing the watchdog in real time,
         then decide how the chip comes back (reset cause, RTC memory, clock)."""
-        run = self._run
-        deadline = time.monotonic() + timeout
+        if self._pty:
+            raise BoardError("%s has a pty console: it runs freely from start() to close()"
+                             % self.name)
+        run = self._wait_run(self._run, timeout)
+        self._after(run)
+        return run
+
+    def _wait_run(self, run, timeout):
+        deadline = None if timeout is None else time.monotonic() + timeout
         while self._proc.poll() is None:
+            if self._closing:
+                self._proc.kill()
             if self._wdt and (time.monotonic() - self._wdt[1]) * 1e6 > self._wdt[0]:
                 self._proc.kill()
                 run.end = "watchdog"
                 break
-            if time.monotonic() > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 self._proc.kill()
                 self._proc.wait()
                 raise BoardError("%s: run %d did not end within %.0f s (log: %s)"
@@ -231,7 +332,6 @@ class VirtualBoard:
         run.exit_code = self._proc.returncode
         if run.end is None:
             run.end = "killed" if run.exit_code == -signal.SIGKILL else "exit"
-        self._after(run)
         return run
 
     def _after(self, run):
@@ -242,6 +342,8 @@ class VirtualBoard:
             self.reset_cause, self.wake_reason = WDT_RESET, 0
         elif run.end == "reset":
             self.wake_reason = 0
+        elif run.end == "soft-reset":  # RTC memory kept
+            self.reset_cause, self.wake_reason = SOFT_RESET, 0
         elif run.end in ("brownout", "killed"):
             # Power lost: RTC memory goes with it; the chip comes back as from power-on.
             self.rtc = b""
@@ -263,9 +365,16 @@ class VirtualBoard:
         return done
 
     def close(self):
+        self._closing = True
         self.kill()
+        if self._supervisor:
+            self._supervisor.join(10)
         if self._proc:
             self._proc.wait()
+        if self._pty:
+            self._pty.close()
+            if self._log:
+                self._log.close()
         self._sock.close()
 
     # ------------------------------------------------------------ the bus server
@@ -276,20 +385,34 @@ class VirtualBoard:
                 data, addr = self._sock.recvfrom(65536)
             except OSError:
                 return
+            req = {}
             try:
                 req = json.loads(data)
                 reply = self._handle(req)
+                if self._pty and self._run.end is not None:
+                    # This run is over. Under -i a sys.exit() would land at the REPL, so the
+                    # host stops the chip here, as a reset or losing power stops it.
+                    self.kill()
+                    continue
             except Exception as e:  # a model bug must show up in the board's log, not hang it
                 reply = {"errno": errno.EIO, "host_error": repr(e)}
                 with self._lines:
                     self._console.append("[host] %s failed: %r" % (data[:80], e))
             if reply is not None:  # None: a stuck peripheral, the transaction never ends
+                reply["seq"] = req.get("seq")  # which request this answers
                 self._sock.sendto(json.dumps(reply).encode(), addr)
 
     def _handle(self, req):
         op = req["op"]
+        if op == "up":  # the shim runs Python code: console input may flow now
+            if self._pty:
+                self._pty.ready()
+            return None
         vt = req["vt"]
         run = self._run
+        if op != "boot":
+            # Time never runs backwards, however the run ends (a crash, a power cut).
+            self.vt = max(self.vt, vt)
         if self._halt_at_vt is not None and vt >= self._halt_at_vt[0] and op != "boot":
             run.end = self._halt_at_vt[1]
             self._halt_at_vt = None
@@ -299,6 +422,8 @@ class VirtualBoard:
             return {"vt": self.vt, "reset_cause": self.reset_cause,
                     "wake_reason": self.wake_reason, "rtc": self.rtc.hex(),
                     "unique_id": self.unique_id.hex(), "epoch": EPOCH,
+                    "ticks0": self.ticks_offset_us, "run_main": run.run_main,
+                    "pty": self._pty is not None,
                     "mac": self.unique_id.hex()}
         if op == "deepsleep":
             self.rtc = bytes.fromhex(req["rtc"])
@@ -325,7 +450,7 @@ class VirtualBoard:
             self.rtc = bytes.fromhex(req["rtc"])
             return {}
         if op in ("wifi", "wifi_connect", "wifi_disconnect"):
-            return {"up": self.wifi_up, "rssi": self.wifi_rssi}
+            return {"up": self.wifi_up, "rssi": self.wifi_rssi, "connect_ms": self.wifi_connect_ms}
         if op == "pin":
             return self._pin(req, vt)
         if op == "pwm":

@@ -120,18 +120,18 @@ MHZ_SUM = [("ff01860000000000", 0x79), ("ff86022000000000", 0x58), ("ff0179a0000
 
 
 @pytest.mark.parametrize("data, crc", SCD_CRC)
-def test_sensirion_crc_matches_the_datasheet_in_the_driver_and_the_model(micropython, data,
+def test_sensirion_crc_matches_the_datasheet_in_the_driver_and_the_model(micropython_apps, data,
                                                                          crc):
     assert scd_model.crc8(data) == crc
-    assert micropython.call("sensors.scd4x.crc8", data, 0, 2) == crc
+    assert micropython_apps.call("sensors.scd4x.crc8", data, 0, 2) == crc
 
 
 @pytest.mark.parametrize("frame, checksum", MHZ_SUM)
-def test_mhz19b_checksum_matches_the_manual_in_the_driver_and_the_model(micropython, frame,
+def test_mhz19b_checksum_matches_the_manual_in_the_driver_and_the_model(micropython_apps, frame,
                                                                         checksum):
     data = bytes.fromhex(frame)[:8]
     assert mhz_model.checksum(data + b"\0") == checksum
-    assert micropython.call("sensors.mhz19b.checksum", data + b"\0") == checksum
+    assert micropython_apps.call("sensors.mhz19b.checksum", data + b"\0") == checksum
 
 
 @pytest.mark.parametrize("call, args", [
@@ -139,10 +139,10 @@ def test_mhz19b_checksum_matches_the_manual_in_the_driver_and_the_model(micropyt
     ("hysteresis", [1200, True, 1400, 1000]), ("thresholds", [[1200, 900], 1400, 1000]),
     ("thresholds", [[900, 1200], 1400, 1000]), ("plausible", [21.04, 45.3]),
     ("plausible", [90.0, 45.0]), ("fingerprint", [812, 21.5, 44.25])])
-def test_the_algorithms_give_the_same_results_on_micropython(micropython, call, args):
+def test_the_algorithms_give_the_same_results_on_micropython(micropython_apps, call, args):
     def plain(v):
         return [plain(x) for x in v] if isinstance(v, (list, tuple)) else v
-    assert plain(micropython.call("apps.co2." + call, *args)) == plain(getattr(co2, call)(*args))
+    assert plain(micropython_apps.call("apps.co2." + call, *args)) == plain(getattr(co2, call)(*args))
 
 
 # ---------------------------------------------------------------- SCD41 on a board

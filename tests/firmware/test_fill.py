@@ -68,8 +68,8 @@ def test_speed_of_sound_at_20c_is_343_m_per_s():
 @pytest.mark.parametrize("call, args", [
     ("fill_pct", (700, 1200, 250)), ("robust_distance", ([700, 702, 430, 698, 701],)),
     ("hours_to_full", (60.0, 50.0, 3600)), ("speed_of_sound_mm_s", (-10,))])
-def test_the_algorithms_give_the_same_results_on_micropython(micropython, call, args):
-    assert micropython.call("apps.fill." + call, *args) == getattr(fill, call)(*args)
+def test_the_algorithms_give_the_same_results_on_micropython(micropython_apps, call, args):
+    assert micropython_apps.call("apps.fill." + call, *args) == getattr(fill, call)(*args)
 
 
 # ---------------------------------------------------------------- on a virtual board

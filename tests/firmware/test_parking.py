@@ -107,9 +107,9 @@ def test_a_calm_calibration_gives_the_mean_and_a_passing_car_none(centre, noise)
     ("debounced", (False, [9000, 7000])), ("track", ([19000, 1500, -44000], [19500, 1400, -43000])),
     ("baseline_of", ([[100, 200, 300], [140, 180, 330], [90, 210, 280]],)),
     ("baseline_of", ([[100, 200, 300], [9100, 200, 300]],))])
-def test_the_algorithms_give_the_same_results_on_micropython(micropython, call, args):
+def test_the_algorithms_give_the_same_results_on_micropython(micropython_apps, call, args):
     expected = getattr(parking, call)(*args)
-    got = micropython.call("apps.parking." + call, *args)
+    got = micropython_apps.call("apps.parking." + call, *args)
     assert got == (list(expected) if isinstance(expected, tuple) else expected)
 
 

@@ -17,6 +17,7 @@ _sock = None
 _real0 = 0
 _vt0 = 0
 _slept = 0
+_seq = 0
 _wdt = [None, 0]  # timeout (us), virtual time of the last feed
 boot = {}
 
@@ -37,11 +38,28 @@ def now_us():
     return _vt0 + utime.ticks_diff(utime.ticks_us(), _real0) + _slept
 
 
-def request(op, _reply_size=512, **args):
+def request(op, _reply_size=512, _final=False, **args):
+    """One transaction with the host. A final one (a deep sleep, a reset) ends the run: with a
+    pty console the host stops the process instead of answering it."""
+    global _seq
+    _seq += 1
     args["op"] = op
     args["vt"] = now_us()
-    _sock.sendto(json.dumps(args).encode(), _host)
-    reply = json.loads(_sock.recv(_reply_size))
+    args["seq"] = _seq
+    data = json.dumps(args).encode()
+    sent = False
+    while True:
+        try:
+            if not sent:
+                _sock.sendto(data, _host)
+                sent = True
+            reply = json.loads(_sock.recv(_reply_size))
+        except KeyboardInterrupt:
+            if _final:  # a chip going to sleep or resetting: a Ctrl-C cannot stop it now
+                continue
+            raise
+        if reply.get("seq") == _seq:  # drop the answer to a request a Ctrl-C cut short
+            break
     if "halt" in reply:
         # The host ended this run (reset, brown-out, watchdog): stop like a chip losing power.
         sys.exit(reply["halt"])
@@ -57,6 +75,12 @@ def start():
     boot.update(answer)
 
 
+def ready():
+    """Tell the host that Python code runs: it holds console input until then, since a
+    Ctrl-C that reaches the interpreter earlier kills it. No answer is awaited."""
+    _sock.sendto(b'{"op": "up", "vt": 0}', _host)
+
+
 def sleep_us(us):
     global _slept
     if us <= 0:
@@ -65,7 +89,7 @@ def sleep_us(us):
     if timeout is not None and now_us() + us - fed > timeout:
         # The watchdog fires during this sleep: the chip resets at that instant.
         _slept += fed + timeout - now_us()
-        request("watchdog")
+        request("watchdog", _final=True)
     _slept += us
 
 

@@ -54,19 +54,19 @@ def freq(hz=None):
 
 
 def reset():
-    _board.request("reset", cause=HARD_RESET)
+    _board.request("reset", _final=True, cause=HARD_RESET)
     sys.exit(0)
 
 
 def soft_reset():
-    _board.request("reset", cause=SOFT_RESET)
+    _board.request("reset", _final=True, cause=SOFT_RESET)
     sys.exit(0)
 
 
 def deepsleep(ms=0):
     # The process ends here; the host starts it again after `ms` of virtual time, keeping
     # RTC memory and the flash directory, as the chip does.
-    _board.request("deepsleep", ms=ms, rtc=_hex(RTC._memory))
+    _board.request("deepsleep", _final=True, ms=ms, rtc=_hex(RTC._memory))
     sys.exit(0)
 
 
