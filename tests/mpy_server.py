@@ -7,6 +7,8 @@ import sys
 
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, sys.argv[1] + "/firmware")  # the firmware's pure functions (apps.*)
+if len(sys.argv) > 2:
+    sys.path.insert(0, sys.argv[2])  # protocol/ compiled to .mpy, as a board carries it
 
 from protocol import errors  # noqa: E402
 

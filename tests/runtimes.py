@@ -41,6 +41,22 @@ def _public_fields(obj):
     return fields
 
 
+_compiled = []
+
+
+def compiled_protocol():
+    """protocol/ as .mpy, once per test session: what a board imports, and what fits the
+    ESP32-sized heap with every module loaded (sources compiled at import would not)."""
+    if not _compiled:
+        import tempfile
+
+        from tools import mpybuild
+        out = Path(tempfile.mkdtemp(prefix="cityedge-mpy-protocol-"))
+        mpybuild.compile_packages(["protocol"], out)
+        _compiled.append(out)
+    return _compiled[0]
+
+
 class Remote:
     """An object that lives in the MicroPython process; fields are a snapshot."""
 
@@ -81,7 +97,7 @@ class MicroPython:
         self.freed = []  # handles of Remote objects gone on this side, freed with the next call
         self.proc = subprocess.Popen(
             [micropython_binary(), "-X", "heapsize=" + heap, str(ROOT / "tests" / "mpy_server.py"),
-             str(ROOT)],
+             str(ROOT), str(compiled_protocol())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, encoding="utf-8", bufsize=1)
 
