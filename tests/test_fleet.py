@@ -3,13 +3,9 @@ import socket
 import subprocess
 import sys
 
+from tests.gateway.broker import free_port
 from tools.mpybuild import ROOT
 
-
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_the_fleet_delivers_readings_of_every_kind_to_the_gateway(tmp_path):

@@ -11,13 +11,9 @@ import pytest
 
 from hil_tests.virtual import kits
 from hil_tests.virtual.board import VirtualBoard, deploy
+from tests.gateway.broker import free_port
 from tools.fleet import Gateway
 
-
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from paho.mqtt.properties import Properties
 MOSQUITTO = "/usr/sbin/mosquitto"
 
 
-def free_port():
-    with socket.socket() as s:
+def free_port(kind=socket.SOCK_STREAM):
+    """A port on loopback that nothing listens on now (TCP, or UDP with SOCK_DGRAM)."""
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
