@@ -1,0 +1,226 @@
+"""tools/flash end to end on virtual boards reached through their serial console (a pty),
+exactly as a technician's laptop reaches an ESP32 on /dev/ttyUSB0."""
+import os
+import stat
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway import inventory
+from hil_tests.virtual.board import VirtualBoard
+from hil_tests.virtual.kits import kit
+from hil_tests.virtual.receiver import Device, Receiver
+
+ROOT = Path(__file__).resolve().parent.parent
+FLASH = str(ROOT / "tools" / "flash")
+
+
+class InventoryDevices(dict):
+    """The receiver's devices as the gateway sees them: read from the inventory (through
+    gateway.inventory) on each frame, a new key starting a new device state."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.lock = threading.Lock()
+
+    def get(self, addr, default=None):
+        with self.lock:
+            if not os.path.exists(self.path):
+                return default
+            for dev in inventory.load(self.path).devices:
+                if dev.addr == addr:
+                    known = dict.get(self, addr)
+                    if known is None or known.key != dev.key:
+                        known = Device(dev.key)
+                        known.key = dev.key
+                        self[addr] = known
+                    return known
+            return default
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    receiver = Receiver({})
+    receiver.devices = InventoryDevices(str(tmp_path / "fleet.toml"))
+    boards = []
+
+    def board(name="board"):
+        b = VirtualBoard(tmp_path / name / "flash", name=name, log_dir=tmp_path,
+                         console="pty", models=kit("fill").models())
+        boards.append(b)
+        b.start()
+        return b
+
+    def flash(port, *args, device="fill-0001", firmware=("--no-firmware",)):
+        cmd = [FLASH, "--port", port, "--device", device, "--inventory",
+               str(tmp_path / "fleet.toml"), "--gateway", "127.0.0.1:%d" % receiver.port,
+               *firmware, *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    class Fleet:
+        pass
+    f = Fleet()
+    f.receiver, f.board, f.flash, f.inventory = receiver, board, flash, tmp_path / "fleet.toml"
+    yield f
+    for b in boards:
+        b.close()
+    receiver.close()
+
+
+def snapshot(folder):
+    return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in Path(folder).rglob("*")
+            if p.is_file() and p.parent == Path(folder) and p.name in
+            ("boot.py", "main.py", "config.json", "device.key")
+            or "lib" in p.relative_to(folder).parts[:1] and p.is_file()}
+
+
+def test_a_fresh_board_is_provisioned_and_its_first_frame_accepted_with_the_new_key(fleet):
+    board = fleet.board()
+    done = fleet.flash(board.port, "--kind", "fill")
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = done.stdout.strip().splitlines()[-1]
+    assert summary.startswith("ok: fill-0001 fill at 000001"), summary
+    dev = inventory.load(fleet.inventory).by_id("fill-0001")
+    assert stat.S_IMODE(os.stat(dev.key_file).st_mode) == 0o600
+    assert (board.flash / "device.key").read_text().strip() == dev.key.hex()
+    assert dev.key.hex() not in done.stdout + done.stderr + board.log_path.read_text()
+    assert (board.flash / "lib" / "protocol" / "frame.mpy").exists()
+    assert not list((board.flash / "lib").rglob("*.py"))
+    fleet.receiver.wait_for(lambda r: any(a[0] == dev.addr for a in r.accepted))
+    assert not [r for r in fleet.receiver.rejected if "unknown" not in r[1]]
+
+
+def test_a_rerun_changes_nothing_and_rekey_changes_board_and_inventory_together(fleet):
+    board = fleet.board()
+    assert fleet.flash(board.port).returncode == 0
+    before_inv = fleet.inventory.read_text()
+    old = inventory.load(fleet.inventory).by_id("fill-0001")
+    before = snapshot(board.flash)
+    again = fleet.flash(board.port)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "nothing written" in again.stdout
+    assert snapshot(board.flash) == before
+    assert fleet.inventory.read_text() == before_inv
+
+    rekeyed = fleet.flash(board.port, "--rekey")
+    assert rekeyed.returncode == 0, rekeyed.stdout + rekeyed.stderr
+    assert "1 file(s) / 32 bytes written" in rekeyed.stdout
+    new = inventory.load(fleet.inventory).by_id("fill-0001")
+    assert new.key != old.key and new.key_epoch == old.key_epoch + 1
+    assert (board.flash / "device.key").read_text().strip() == new.key.hex()
+    assert rekeyed.stdout.strip().splitlines()[-1].startswith("ok:")  # accepted, new key
+    assert new.key.hex() not in rekeyed.stdout + rekeyed.stderr
+
+
+def test_duplicate_id_and_address_are_refused_with_a_clear_message(fleet):
+    first = fleet.board("first")
+    assert fleet.flash(first.port, "--addr", "00abcd").returncode == 0
+    second = fleet.board("second")
+    dup = fleet.flash(second.port)  # the same id typed for another board
+    assert dup.returncode == 1
+    assert dup.stderr.startswith("tools/flash: duplicate device id fill-0001: it is already "
+                                 "in the inventory"), dup.stderr
+    dup_addr = fleet.flash(second.port, "--addr", "00abcd", device="fill-0002")
+    assert dup_addr.returncode == 1
+    assert dup_addr.stderr == ("tools/flash: duplicate address 00abcd: already used by "
+                               "fill-0001\n")
+    assert not (second.flash / "config.json").exists()
+
+
+def test_an_interrupted_deploy_is_detected_and_recovered_on_the_next_run(fleet):
+    board = fleet.board()
+    proc = subprocess.Popen([FLASH, "--port", board.port, "--device", "fill-0001",
+                             "--inventory", str(fleet.inventory), "--gateway",
+                             "127.0.0.1:%d" % fleet.receiver.port, "--no-firmware",
+                             "--step-timeout", "6"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while len(list((board.flash / "lib").rglob("*.mpy"))) < 5:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.01)
+    board.kill()  # the power goes halfway through the copy
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and err.startswith("tools/flash: "), out + err
+    assert len(err.strip().splitlines()) == 1
+    done = fleet.flash(board.port)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "copying" in done.stdout and done.stdout.strip().splitlines()[-1].startswith("ok:")
+    dev = inventory.load(fleet.inventory).by_id("fill-0001")
+    assert (board.flash / "device.key").read_text().strip() == dev.key.hex()
+    assert "nothing written" in fleet.flash(board.port).stdout
+
+
+def test_dry_run_prints_every_step_and_the_esptool_command_and_touches_nothing(tmp_path):
+    image = tmp_path / "ESP32_GENERIC-v1.29.0.bin"
+    inv = tmp_path / "fleet.toml"
+    done = subprocess.run([FLASH, "--port", "/dev/ttyUSB7", "--device", "fill-0009",
+                           "--inventory", str(inv), "--gateway", "10.0.0.2:4700",
+                           "--firmware", str(image), "--dry-run"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "-m esptool --port /dev/ttyUSB7 --chip esp32 erase_flash" in out
+    assert "-m esptool --port /dev/ttyUSB7 --chip esp32 write_flash 0x1000 %s" % image in out
+    assert "mpremote connect /dev/ttyUSB7" in out
+    for step in ("1. ", "2. ", "3. ", "4. ", "5. ", "6. "):
+        assert "\n" + step in "\n" + out
+    assert not inv.exists() and not (tmp_path / "keys").exists()
+
+
+def test_the_real_esptool_against_a_port_that_is_not_an_esp32_fails_clearly(fleet, tmp_path):
+    board = fleet.board()  # MicroPython's REPL on a pty: no ESP32 ROM bootloader there
+    image = tmp_path / "image.bin"
+    image.write_bytes(b"\xe9" + bytes(4095))
+    done = fleet.flash(board.port, firmware=("--firmware", str(image)))
+    assert done.returncode == 1
+    assert done.stderr.startswith("tools/flash: esptool could not flash an ESP32 on %s"
+                                  % board.port), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "-m esptool --port %s --chip esp32 erase_flash" % board.port in done.stdout
+    assert not fleet.inventory.exists()
+
+
+def test_a_missing_port_and_a_port_without_micropython_are_named(tmp_path):
+    base = [FLASH, "--device", "x-1", "--inventory", str(tmp_path / "f.toml"),
+            "--gateway", "10.0.0.2:4700", "--no-firmware"]
+    gone = subprocess.run(base + ["--port", "/dev/ttyUSB-gone"], capture_output=True, text=True)
+    assert gone.returncode == 1
+    assert gone.stderr.startswith("tools/flash: port /dev/ttyUSB-gone not found")
+    master, slave = os.openpty()  # a serial port where nothing answers
+    try:
+        silent = subprocess.run(base + ["--port", os.ttyname(slave)], capture_output=True,
+                                text=True, timeout=60)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert silent.returncode == 1
+    assert silent.stderr.startswith("tools/flash: no MicroPython on the board at")
+
+
+def test_a_busy_port_and_a_version_mismatch_are_refused_before_anything_is_written(
+        fleet, monkeypatch, capsys):
+    import serial
+
+    from tools import flash
+    board = fleet.board()
+    args = ["--port", board.port, "--device", "fill-0001", "--inventory",
+            str(fleet.inventory), "--gateway", "127.0.0.1:%d" % fleet.receiver.port,
+            "--no-firmware"]
+    holder = serial.Serial(board.port, 115200, exclusive=True)  # a serial monitor has it
+    try:
+        assert flash.main(args) == 1
+    finally:
+        holder.close()
+    assert capsys.readouterr().err == ("tools/flash: port %s is busy: close the serial monitor "
+                                       "(or other tool) using it\n" % board.port)
+    assert flash.board_mpy_version(2822) == (6, 3)  # the unix port's x64 6.3
+    monkeypatch.setattr(flash, "mpy_cross_version", lambda: (6, 1))
+    assert flash.main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tools/flash: version mismatch: the board's MicroPython reads .mpy "
+                          "v6.3, this mpy-cross writes v6.1"), err
+    assert not fleet.inventory.exists() and not (board.flash / "lib").exists()

@@ -1,0 +1,571 @@
+"""tools/flash: build, flash and provision one ESP32 node in one command.
+
+  tools/flash --port /dev/ttyUSB0 --device fill-0001 --inventory fleet.toml \\
+              --kind fill --gateway 192.168.10.2:4700 --wifi-ssid city --firmware ESP32.bin
+
+Steps: (1) erase and write the MicroPython image with esptool (skipped with --no-firmware);
+(2) compile firmware/ and protocol/ to .mpy with mpy-cross, after checking that the board's
+MicroPython reads that .mpy version; (3) copy with mpremote only the files whose sha256
+differs on the board, then check every hash again; (4) write config.json and device.key (a
+new key is made here with `secrets`; an existing device keeps its key unless --rekey);
+(5) record the device in the inventory the gateway loads (key file mode 0600); (6) reset the
+board and watch its console until the first cycle is done, then print one summary line.
+
+Re-running is safe: nothing is written when nothing changed. --dry-run prints every step and
+command and touches neither the port nor the inventory. The key is never printed or logged.
+The Wi-Fi password, if any, is read from the environment variable CITYEDGE_WIFI_PASSWORD.
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from gateway import inventory
+from gateway.errors import ConfigError
+from tools import mpybuild
+
+ROOT = mpybuild.ROOT
+BIN = Path(sys.executable).parent
+MPREMOTE = str(BIN / "mpremote") if (BIN / "mpremote").exists() else "mpremote"
+FIRMWARE_ADDR = "0x1000"
+WATCH_TIMEOUT_S = 90
+REPL_TIMEOUT_S = 6
+
+
+class FlashError(Exception):
+    """A failure the technician can act on: one line, printed as `tools/flash: ...`."""
+
+
+# ----------------------------------------------------------------------- the build
+
+def mpy_cross_version():
+    """(major, minor) of the .mpy files mpy-cross writes, e.g. (6, 3)."""
+    out = subprocess.run([mpybuild._tool("mpy-cross"), "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    found = re.search(r"mpy v(\d+)\.(\d+)", out)
+    if not found:
+        raise FlashError("cannot tell which .mpy version mpy-cross writes: %r" % out.strip())
+    return int(found.group(1)), int(found.group(2))
+
+
+def board_mpy_version(mpy):
+    """sys.implementation._mpy -> (major, minor): the low byte is the version, bits 8..9 the
+    sub-version (bits 10.. name the native architecture, which bytecode does not use)."""
+    return mpy & 0xFF, (mpy >> 8) & 3
+
+
+def build(out):
+    """The board's files, as on the board: boot.py and main.py as source at the root, every
+    package compiled to .mpy under lib/. Returns {board path: local path}."""
+    out = Path(out)
+    files = {}
+    src = ROOT / "firmware"
+    for name in ("boot.py", "main.py"):
+        shutil.copy(src / name, out / name)
+        files["/" + name] = out / name
+    trees = [(sub, out / "lib" / sub.name) for sub in sorted(src.iterdir())
+             if sub.is_dir() and sub.name != "__pycache__"]
+    trees.append((ROOT / "protocol", out / "lib" / "protocol"))
+    for tree, dest in trees:
+        for path in mpybuild.compile_tree(tree, dest):
+            files["/" + path.relative_to(out).as_posix()] = path
+    return files
+
+
+def node_config(dev, args):
+    """config.json for a device (see firmware/README.md), from its inventory record and the
+    wiring of its kind."""
+    from hil_tests.virtual.kits import kit  # the reference wiring of each kind's board
+    k = kit(dev.kind)
+    settings = dict(k.SETTINGS)
+    settings.update(dev.settings)
+    wifi = {"ssid": args.wifi_ssid, "gateway": args.gateway[0], "port": args.gateway[1]}
+    if os.environ.get("CITYEDGE_WIFI_PASSWORD"):
+        wifi["password"] = os.environ["CITYEDGE_WIFI_PASSWORD"]
+    return {"device_id": dev.id, "addr": dev.addr_hex, "kind": dev.kind,
+            "interval_s": dev.interval_s, "power": k.POWER, "transports": ["wifi"],
+            "wifi": wifi, "sensors": dict(k.SENSORS), "settings": settings}
+
+
+# ----------------------------------------------------------------------- the board
+
+# Printed by the board: its .mpy version, then a sha256 for each file we manage.
+PROBE = """\
+import os, sys, hashlib, binascii
+print('MPY', sys.implementation._mpy)
+def _h(p):
+    h = hashlib.sha256()
+    with open(p, 'rb') as f:
+        while True:
+            b = f.read(1024)
+            if not b:
+                break
+            h.update(b)
+    return binascii.hexlify(h.digest()).decode()
+def _walk(d):
+    for e in os.ilistdir(d):
+        p = d + '/' + e[0]
+        if e[1] == 0x4000:
+            print('D', p)
+            _walk(p)
+        else:
+            print('F', p, _h(p))
+for _n in ('boot.py', 'main.py', 'config.json', 'device.key'):
+    try:
+        print('F', '/' + _n, _h(_n))
+    except OSError:
+        pass
+try:
+    _walk('/lib')
+except OSError:
+    pass
+try:
+    import json
+    with open('config.json') as _f:
+        print('ID', json.load(_f).get('device_id'))
+except OSError:
+    pass
+except Exception:
+    print('ID ?')
+"""
+
+
+# After a re-key: what the board kept under the old key means nothing to the gateway any more
+# (it starts the device's counters again at 0): the downlink replay window (RTC memory and
+# dn.cnt) would refuse its receipts, and queued frames sealed with the old key never verify.
+FORGET_OLD_KEY = """\
+import os, machine
+machine.RTC().memory(b'')
+for _p in ('dn.cnt',):
+    try:
+        os.remove(_p)
+    except OSError:
+        pass
+try:
+    for _n in os.listdir('queue'):
+        os.remove('queue/' + _n)
+except OSError:
+    pass
+"""
+
+
+def mpremote_cmd(port, *args):
+    return [MPREMOTE, "connect", port, *args]
+
+
+def run_mpremote(port, *args, timeout=120):
+    cmd = mpremote_cmd(port, *args)
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FlashError("the board on %s stopped answering (no reply within %d s; was it "
+                         "reset or unplugged?): run again to finish" % (port, timeout)) from None
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip()
+        if "could not enter raw repl" in said.lower() or "could not enter raw" in said.lower():
+            raise FlashError("no MicroPython on the board at %s (no REPL answered): flash it "
+                             "with --firmware IMAGE.bin" % port)
+        if "busy" in said.lower() or "resource temporarily unavailable" in said.lower():
+            raise FlashError("port %s is busy: close the serial monitor (or other tool) using "
+                             "it" % port)
+        last = said.splitlines()[-1] if said else "exit status %d" % done.returncode
+        raise FlashError("mpremote failed on %s: %s" % (port, last))
+    return done.stdout
+
+
+def check_port(port):
+    """Refuse a missing or busy port before anything else runs."""
+    if not os.path.exists(port):
+        raise FlashError("port %s not found: is the board plugged in? (ls /dev/ttyUSB* "
+                         "/dev/ttyACM*)" % port)
+    import serial
+    try:
+        s = serial.Serial()
+        s.port, s.baudrate, s.exclusive = port, 115200, True
+        s.dtr = s.rts = False  # never pulse the reset lines here
+        s.open()
+    except serial.SerialException as e:
+        text = str(e)
+        if "lock" in text.lower() or "busy" in text.lower():
+            raise FlashError("port %s is busy: close the serial monitor (or other tool) using "
+                             "it" % port) from None
+        if "Permission denied" in text:
+            raise FlashError("no permission to open %s: add yourself to the dialout group "
+                             "(sudo usermod -aG dialout $USER, then log in again)" % port) from None
+        raise FlashError("cannot open port %s: %s" % (port, text)) from None
+    try:  # a MicroPython REPL must answer: interrupt whatever runs, ask for the raw REPL
+        s.timeout = 0.2
+        got, deadline = b"", time.monotonic() + REPL_TIMEOUT_S
+        while b"raw REPL; CTRL-B to exit" not in got:
+            if time.monotonic() > deadline:
+                raise FlashError("no MicroPython on the board at %s (no REPL answered within "
+                                 "%d s; a board in deep sleep: press its EN/RESET button and "
+                                 "run again)" % (port, REPL_TIMEOUT_S))
+            s.write(b"\r\x03\x03\x01")
+            end = time.monotonic() + 1
+            while time.monotonic() < end and b"raw REPL; CTRL-B to exit" not in got:
+                got = got[-200:] + s.read(256)
+        s.write(b"\x02")  # back to the normal REPL
+        time.sleep(0.05)
+    finally:
+        s.close()
+
+
+def probe(port):
+    """(mpy, {board path: sha256}, [folders], device id in its config.json or None ("?"
+    when the file is unreadable)) of the board."""
+    out = run_mpremote(port, "exec", PROBE)
+    mpy, hashes, dirs, device_id = None, {}, [], None
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == "MPY":
+            mpy = int(parts[1])
+        elif len(parts) == 3 and parts[0] == "F":
+            hashes[parts[1]] = parts[2]
+        elif len(parts) == 2 and parts[0] == "D":
+            dirs.append(parts[1])
+        elif len(parts) == 2 and parts[0] == "ID":
+            device_id = parts[1]
+    if mpy is None:
+        raise FlashError("the board at %s did not report its MicroPython version: %r"
+                         % (port, out.strip()[-200:]))
+    return mpy, hashes, dirs, device_id
+
+
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def deploy_command(port, changed, stale, dirs):
+    """One mpremote command line: folders, then config and key (so an interrupted first run
+    leaves a board that says who it is), then code; stale files last."""
+    args = []
+    if dirs:
+        make = "import os\nfor d in %r:\n    try:\n        os.mkdir(d)\n    except OSError:\n" \
+               "        pass\n" % (sorted(dirs),)
+        args += ["exec", make]
+    order = sorted(changed, key=lambda p: (p not in ("/config.json", "/device.key"),
+                                           p in ("/main.py", "/boot.py"), p))
+    for remote in order:
+        if args:
+            args.append("+")
+        args += ["fs", "cp", str(changed[remote]), ":" + remote]
+    for remote in sorted(stale):
+        if args:
+            args.append("+")
+        args += ["fs", "rm", ":" + remote]
+    return args
+
+
+def watch_first_cycle(port, timeout=WATCH_TIMEOUT_S):
+    """Reset the board through its console and read it until the first cycle is done.
+    Returns the `cycle done` line; FlashError on a config error, a failed app or silence."""
+    import serial
+    s = serial.Serial()
+    s.port, s.baudrate, s.timeout = port, 115200, 0.2
+    s.dtr = s.rts = False
+    s.open()
+    try:
+        s.write(b"\r\x03\x03")  # stop whatever runs
+        time.sleep(0.3)
+        s.reset_input_buffer()
+        s.write(b"\x01")  # raw REPL
+        _read_until(s, b"raw REPL; CTRL-B to exit\r\n>", 10, port)
+        s.write(b"import machine\nmachine.reset()\n\x04")
+        deadline = time.monotonic() + timeout
+        buf = b""
+        lines = []
+        while time.monotonic() < deadline:
+            buf += s.read(4096)
+            *done, buf = buf.split(b"\n")
+            for raw in done:
+                line = raw.decode("utf-8", "replace").strip("\r")
+                lines.append(line)
+                if "node: cycle done" in line:
+                    return line
+                if "config error" in line or "app failed" in line:
+                    raise FlashError("the board's first cycle failed: %s" % line.strip())
+                if line.startswith("Traceback"):
+                    raise FlashError("the board crashed at start-up; console: %s"
+                                     % " | ".join(lines[-5:]))
+        raise FlashError("no cycle finished within %d s after the reset; last console lines: %s"
+                         % (timeout, " | ".join(lines[-5:]) or "(none)"))
+    finally:
+        s.close()
+
+
+def _read_until(s, marker, timeout, port):
+    got = b""
+    deadline = time.monotonic() + timeout
+    while marker not in got:
+        if time.monotonic() > deadline:
+            raise FlashError("no MicroPython on the board at %s (no REPL answered)" % port)
+        got += s.read(256)
+    return got
+
+
+# ----------------------------------------------------------------------- inventory
+
+def plan_device(args):
+    """The device's inventory record as it is or will be: (Device, what changes)."""
+    path = args.inventory
+    inv = inventory.load(path, read_keys=False) if os.path.exists(path) else \
+        inventory.Inventory(path=path)
+    dev = inv.by_id(args.device)
+    if dev:
+        if args.kind and args.kind != dev.kind:
+            raise FlashError("duplicate device id %s: the inventory has it as a %s, not a %s"
+                             % (dev.id, dev.kind, args.kind))
+        if args.addr is not None and args.addr != dev.addr:
+            raise FlashError("duplicate device id %s: the inventory has it at address %s, "
+                             "not %06x" % (dev.id, dev.addr_hex, args.addr))
+        return dev, ("rekey" if args.rekey else None)
+    if args.rekey:
+        raise FlashError("--rekey: device %s is not in %s yet" % (args.device, path))
+    if not inventory._id_ok(args.device):
+        raise FlashError("device id %r: use 1..64 letters, digits, '-', '_' or '.'"
+                         % args.device)
+    kind = args.kind or "fill"
+    used = {d.addr: d.id for d in inv.devices}
+    if args.addr is not None and args.addr in used:
+        raise FlashError("duplicate address %06x: already used by %s" % (args.addr,
+                                                                         used[args.addr]))
+    addr = args.addr if args.addr is not None else \
+        next(a for a in range(1, 0xFFFFFF) if a not in used)
+    from hil_tests.virtual.kits import kit
+    k = kit(kind)
+    settings = {n: v for n, v in k.SETTINGS.items() if n in inventory.SETTINGS[kind]}
+    dev = inventory.Device(id=args.device, kind=kind, addr=addr, key_file="",
+                           interval_s=k.INTERVAL, settings=settings,
+                           key_file_as_written=os.path.join("keys", args.device + ".key"))
+    return dev, "add"
+
+
+def record(args, dev, change):
+    """Write the inventory change; returns the Device with its key."""
+    if change == "add":
+        try:
+            inventory.add(args.inventory, id=dev.id, kind=dev.kind, addr=dev.addr,
+                          interval_s=dev.interval_s, settings=dev.settings)
+        except ConfigError as e:
+            raise FlashError("inventory: %s" % e) from None
+    elif change == "rekey":
+        inventory.rekey(args.inventory, dev.id)
+    try:
+        return inventory.load(args.inventory).by_id(dev.id)
+    except ConfigError as e:
+        raise FlashError("inventory: %s" % e) from None
+
+
+# ----------------------------------------------------------------------- main
+
+def gateway_address(text):
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError("expected HOST:PORT, e.g. 192.168.10.2:4700")
+    return host, int(port)
+
+
+def address(text):
+    if len(text) != 6 or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise argparse.ArgumentTypeError("expected 6 hex digits, e.g. 12ab34")
+    return int(text, 16)
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog="tools/flash", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
+    p.add_argument("--device", required=True, help="the device id, e.g. fill-0001")
+    p.add_argument("--inventory", required=True, help="the fleet inventory (TOML) the gateway "
+                   "loads; created if missing")
+    p.add_argument("--kind", choices=inventory.KINDS, help="sensor kind of a new device "
+                   "(default fill)")
+    p.add_argument("--addr", type=address, help="6 hex digits for a new device (default: the "
+                   "lowest free address)")
+    p.add_argument("--gateway", type=gateway_address, required=True, metavar="HOST:PORT",
+                   help="where the node sends (UDP over Wi-Fi)")
+    p.add_argument("--wifi-ssid", default="city", help="the Wi-Fi network (default city); the "
+                   "password comes from $CITYEDGE_WIFI_PASSWORD")
+    fw = p.add_mutually_exclusive_group(required=True)
+    fw.add_argument("--firmware", type=Path, metavar="IMAGE.bin", help="the MicroPython image "
+                    "to erase and write first")
+    fw.add_argument("--no-firmware", action="store_true", help="keep the MicroPython on the "
+                    "board")
+    p.add_argument("--rekey", action="store_true", help="give the device a new key (board and "
+                   "inventory together)")
+    p.add_argument("--reprovision", action="store_true", help="put a device that is already "
+                   "in the inventory on a board that does not hold it (a replacement board)")
+    p.add_argument("--dry-run", action="store_true", help="print every step and command; touch "
+                   "nothing")
+    p.add_argument("--watch-timeout", type=float, default=WATCH_TIMEOUT_S,
+                   help="seconds to wait for the first cycle (default %d)" % WATCH_TIMEOUT_S)
+    p.add_argument("--step-timeout", type=float, help="seconds a copy to the board may take "
+                   "before the board counts as gone (default: 20 s plus 1 s per 4 KB)")
+    return p.parse_args(argv)
+
+
+def say(text):
+    print(text, flush=True)
+
+
+def esptool_commands(args):
+    base = [sys.executable, "-m", "esptool", "--port", args.port, "--chip", "esp32"]
+    return [base + ["erase_flash"], base + ["write_flash", FIRMWARE_ADDR, str(args.firmware)]]
+
+
+def write_firmware(args):
+    if not args.firmware.is_file():
+        raise FlashError("firmware image %s not found" % args.firmware)
+    for cmd in esptool_commands(args):
+        say("  $ " + shlex.join(cmd))
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            said = " ".join((done.stdout + done.stderr).split())
+            found = re.search(r"(?:fatal error occurred|Error):? (.*)", said)
+            reason = found.group(1) if found else said[-200:]
+            raise FlashError("esptool could not flash an ESP32 on %s (wrong chip, or not in "
+                             "download mode?): %s" % (args.port, reason.strip()))
+
+
+def dry_run(args):
+    dev, change = plan_device(args)
+    say("dry run: nothing is written, no port is opened")
+    n = 1
+    if args.firmware:
+        say("%d. write MicroPython %s:" % (n, args.firmware))
+        for cmd in esptool_commands(args):
+            say("  $ " + shlex.join(cmd))
+    else:
+        say("%d. firmware: skipped (--no-firmware)" % n)
+    say("2. check the board's .mpy version (mpy-cross writes v%d.%d):" % mpy_cross_version())
+    say("  $ " + shlex.join(mpremote_cmd(args.port, "exec", "<print sys.implementation._mpy "
+                                         "and the sha256 of every deployed file>")))
+    say("   compile firmware/ and protocol/: %s -o lib/PKG/MOD.mpy -s MOD.py MOD.py"
+        % mpybuild._tool("mpy-cross"))
+    say("3. copy the files whose sha256 differs, then check every hash again:")
+    say("  $ " + shlex.join(mpremote_cmd(args.port, "fs", "cp", "BUILD/FILE", ":FILE",
+                                         "+", "...")))
+    key_note = {"add": "a new key (generated here, never shown)",
+                "rekey": "a new key (--rekey; key_epoch %d -> %d)" % (dev.key_epoch,
+                                                                     dev.key_epoch + 1),
+                None: "the key in %s" % (dev.key_file_as_written or dev.key_file)}[change]
+    say("4. write config.json (%s, %s, address %s, gateway %s:%d) and device.key: %s"
+        % (dev.id, dev.kind, dev.addr_hex, args.gateway[0], args.gateway[1], key_note))
+    say("5. inventory %s: %s" % (args.inventory, {
+        "add": "add %s (key file %s, mode 0600)" % (dev.id, dev.key_file_as_written),
+        "rekey": "re-key %s" % dev.id, None: "%s already recorded, unchanged" % dev.id}[change]))
+    say("6. reset the board (machine.reset() in the raw REPL on %s) and watch its console for "
+        "'node: cycle done'" % args.port)
+
+
+def provision(args):
+    t0 = time.monotonic()
+    if args.dry_run:
+        dry_run(args)
+        return 0
+    dev, change = plan_device(args)  # refuses duplicates before touching the port
+    check_port(args.port)
+    if args.firmware:
+        say("1. writing MicroPython %s with esptool" % args.firmware)
+        write_firmware(args)
+    else:
+        say("1. firmware: skipped (--no-firmware)")
+    say("2. checking the board and compiling")
+    mpy, before, _, board_cfg_id = probe(args.port)
+    want = mpy_cross_version()
+    have = board_mpy_version(mpy)
+    if have != want:
+        raise FlashError("version mismatch: the board's MicroPython reads .mpy v%d.%d, this "
+                         "mpy-cross writes v%d.%d: flash a matching MicroPython (--firmware) "
+                         "or install the matching mpy-cross" % (have + want))
+    if board_cfg_id == "?" and not args.reprovision:
+        raise FlashError("the board's config.json is unreadable (an interrupted first run?): "
+                         "give --reprovision to put %s on this board" % dev.id)
+    if change != "add" and board_cfg_id != dev.id and not args.reprovision:
+        held = ("holds %s" % board_cfg_id) if board_cfg_id else "holds no device"
+        raise FlashError("duplicate device id %s: it is already in the inventory (address %s) "
+                         "and this board %s; pick a new id, or give --reprovision to put %s "
+                         "on this board" % (dev.id, dev.addr_hex, held, dev.id))
+    if board_cfg_id not in (None, "?", dev.id) and not args.reprovision:
+        raise FlashError("this board is provisioned as %s, not %s: give --reprovision to "
+                         "replace it" % (board_cfg_id, dev.id))
+    with tempfile.TemporaryDirectory(prefix="cityedge-flash-") as tmp:
+        os.chmod(tmp, 0o700)
+        files = build(tmp)
+        if change:
+            say("5. %s %s in %s" % ("adding" if change == "add" else "re-keying", dev.id,
+                                      args.inventory))
+        dev = record(args, dev, change)
+        cfg = Path(tmp) / "config.json"
+        cfg.write_text(json.dumps(node_config(dev, args), indent=1, sort_keys=True) + "\n")
+        files["/config.json"] = cfg
+        key = Path(tmp) / "device.key"
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(dev.key.hex())
+        files["/device.key"] = key
+        changed = {r: p for r, p in files.items() if before.get(r) != sha256(p)}
+        stale = [r for r in before if r.startswith("/lib/") and r not in files]
+        dirs = {str(Path(r).parent) for r in changed} - {"/"}
+        for d in list(dirs):
+            while d not in ("/", ""):
+                dirs.add(d)
+                d = str(Path(d).parent)
+        written = sum(p.stat().st_size for p in changed.values())
+        if changed or stale:
+            say("3-4. copying %d file(s), %d bytes%s (%d unchanged)"
+                % (len(changed), written, ", removing %d stale" % len(stale) if stale else "",
+                   len(files) - len(changed)))
+            command = deploy_command(args.port, changed, stale, dirs)
+            if "/device.key" in changed and "/device.key" in before:
+                say("   new key: clearing the board's downlink counter, RTC state and the "
+                    "frames it queued under the old key (the gateway starts afresh too)")
+                command += ["+", "exec", FORGET_OLD_KEY]
+            # A board reset halfway through leaves mpremote waiting for an answer that never
+            # comes: allow what the copy needs (at >= 4 KB/s), then give up.
+            run_mpremote(args.port, *command,
+                         timeout=args.step_timeout or 20 + written / 4000)
+            _, after, _, _ = probe(args.port)
+            bad = sorted(r for r, p in files.items() if after.get(r) != sha256(p))
+            bad += sorted(r for r in after if r.startswith("/lib/") and r not in files)
+            if bad:
+                raise FlashError("verification failed: %d file(s) differ on the board after "
+                                 "the copy (%s): is its flash full? run again"
+                                 % (len(bad), ", ".join(bad[:3])))
+        else:
+            say("3-4. board up to date: %d file(s) unchanged, nothing written" % len(files))
+    say("6. resetting the board and waiting for its first cycle")
+    line = watch_first_cycle(args.port, args.watch_timeout)
+    queued = re.search(r"(\d+) frame\(s\) queued", line)
+    say("%s: %s %s at %s, key %s (epoch %d), %d file(s) / %d bytes written, first cycle done%s, "
+        "%.1f s" % ("ok" if not queued or queued.group(1) == "0" else "warning", dev.id,
+                    dev.kind, dev.addr_hex, dev.key_id, dev.key_epoch, len(changed), written,
+                    "" if not queued or queued.group(1) == "0"
+                    else " but %s frame(s) still queued (gateway not answering?)"
+                    % queued.group(1), time.monotonic() - t0))
+    return 0
+
+
+def main(argv=None):
+    args = parse(argv)
+    try:
+        return provision(args)
+    except FlashError as e:
+        print("tools/flash: %s" % e, file=sys.stderr)
+        return 1
+    except ConfigError as e:
+        print("tools/flash: inventory: %s" % e, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
