@@ -1,8 +1,8 @@
 """How long tools/flash takes on virtual boards (their console a pty, reached as an ESP32 on a
 serial port), with --no-firmware: compile, deploy, config and key, inventory, first healthy
 cycle. One fresh board, a re-run of it (nothing to write), and a batch of boards provisioned
-one after the other (tools/flash once per board), against a gateway stand-in that checks
-every frame with the key the tool wrote to the inventory.
+by one `tools/flash --batch` command (one port per board), against a gateway stand-in that
+checks every frame with the key the tool wrote to the inventory.
 
     .venv/bin/python -m bench.flash [--batch 10]
 """
@@ -16,28 +16,25 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from gateway import inventory
 from hil_tests.virtual.board import VirtualBoard
 from hil_tests.virtual.kits import kit
-from hil_tests.virtual.receiver import Device, Receiver
+from hil_tests.virtual.receiver import InventoryDevices, Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def flash(board, device, inv, receiver):
+def flash(inv, receiver, *args):
+    """Run tools/flash; (wall time, [(files, bytes) written per board])."""
     t0 = time.monotonic()
-    done = subprocess.run([str(ROOT / "tools" / "flash"), "--port", board.port, "--device",
-                           device, "--inventory", str(inv), "--gateway",
-                           "127.0.0.1:%d" % receiver.port, "--no-firmware"],
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run([str(ROOT / "tools" / "flash"), *args, "--inventory", str(inv),
+                           "--gateway", "127.0.0.1:%d" % receiver.port, "--no-firmware"],
+                          capture_output=True, text=True, timeout=1800,
+                          stdin=subprocess.DEVNULL)
     took = time.monotonic() - t0
     if done.returncode != 0:
-        raise SystemExit("tools/flash failed: %s" % done.stderr.strip())
-    found = re.search(r"(\d+) file\(s\) / (\d+) bytes written", done.stdout)
-    # The gateway stand-in learns the key from the inventory, as the gateway does.
-    dev = inventory.load(inv).by_id(device)
-    receiver.devices[dev.addr] = Device(dev.key)
-    return took, int(found.group(1)), int(found.group(2))
+        raise SystemExit("tools/flash failed: %s%s" % (done.stdout, done.stderr.strip()))
+    found = re.findall(r"^ok: .* (\d+) file\(s\) / (\d+) bytes written", done.stdout, re.M)
+    return took, [(int(f), int(b)) for f, b in found]
 
 
 def main(argv=None):
@@ -47,6 +44,8 @@ def main(argv=None):
     work = Path(tempfile.mkdtemp(prefix="cityedge-bench-flash-"))
     inv = work / "fleet.toml"
     receiver = Receiver({})
+    # The gateway stand-in reads the keys from the inventory, as the gateway does.
+    receiver.devices = InventoryDevices(str(inv))
     boards = []
     rows = []
     try:
@@ -58,24 +57,21 @@ def main(argv=None):
             return b
 
         first = board("one")
-        rows.append(("one fresh board",) + flash(first, "fill-0001", inv, receiver))
-        rows.append(("the same board again",) + flash(first, "fill-0001", inv, receiver))
+        for name in ("one fresh board", "the same board again"):
+            took, [(files, written)] = flash(inv, receiver, "--port", first.port, "--device",
+                                             "fill-0001")
+            rows.append((name, took, files, written))
         first.close()
         boards.remove(first)
-        t0 = time.monotonic()
-        total_files = total_bytes = 0
-        for n in range(args.batch):
-            b = board("b%02d" % n)
-            _, files, written = flash(b, "fill-%04d" % (100 + n), inv, receiver)
-            total_files += files
-            total_bytes += written
-            b.close()
-            boards.remove(b)
-        batch_s = time.monotonic() - t0
-        rows.append(("batch of %d boards, total" % args.batch, batch_s, total_files,
-                     total_bytes))
-        rows.append(("batch, per board", batch_s / args.batch, total_files // args.batch,
-                     total_bytes // args.batch))
+        ports = [a for n in range(args.batch) for a in ("--port", board("b%02d" % n).port)]
+        took, done = flash(inv, receiver, "--batch", "--count", str(args.batch), "--kind",
+                           "fill", *ports)
+        if len(done) != args.batch:
+            raise SystemExit("the batch provisioned %d of %d boards" % (len(done), args.batch))
+        files, written = sum(f for f, _ in done), sum(b for _, b in done)
+        rows.append(("batch of %d boards, one command" % args.batch, took, files, written))
+        rows.append(("batch, per board", took / args.batch, files // args.batch,
+                     written // args.batch))
     finally:
         for b in boards:
             b.close()

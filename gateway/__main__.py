@@ -67,7 +67,9 @@ def cmd_devices(args):
         inv = inventory.load(path, read_keys=False)
         print("%-20s %-10s %-6s %-8s %s" % ("id", "kind", "addr", "enabled", "interval_s"))
         for d in inv.devices:
-            print("%-20s %-10s %-6s %-8s %d" % (d.id, d.kind, d.addr_hex, d.enabled, d.interval_s))
+            print("%-20s %-10s %-6s %-8s %d%s" % (d.id, d.kind, d.addr_hex, d.enabled,
+                                                  d.interval_s, "  (planned: no key yet)"
+                                                  if d.planned else ""))
     elif args.action == "add":
         fields = {"interval_s": args.interval_s}
         if args.lat is not None and args.lon is not None:

@@ -7,7 +7,8 @@
 #   id = "fill-0001"
 #   kind = "fill"                 # fill | parking | co2 | luminaire
 #   addr = "12ab34"               # 6 hex digits, unique
-#   key_file = "keys/fill-0001.key"   # relative to this file; 32 hex digits, mode 0600
+#   key_file = "keys/fill-0001.key"   # relative to this file; 32 hex digits, mode 0600;
+#                                 # absent: planned, not provisioned yet (tools/flash --batch)
 #   location = { lat = 52.3731, lon = 4.8922 }
 #   address = "Damrak 1, Amsterdam"
 #   interval_s = 600              # expected uplink interval (silent-device alarm)
@@ -55,7 +56,7 @@ class Device:
     id: str
     kind: str
     addr: int
-    key_file: str  # absolute path
+    key_file: str  # absolute path; "" for a planned device that no board holds yet
     key: bytes = field(repr=False, default=b"")
     location: Location | None = None
     address: str = ""
@@ -64,6 +65,11 @@ class Device:
     key_epoch: int = 0  # how many times the device was re-keyed (part of its record keys)
     settings: dict = field(default_factory=dict, compare=False, hash=False)
     key_file_as_written: str = field(default="", compare=False)
+
+    @property
+    def planned(self):
+        """Listed but not provisioned: no key yet, so the gateway cannot hear it."""
+        return not self.key_file
 
     @property
     def addr_hex(self):
@@ -136,10 +142,11 @@ def load(path, *, read_keys=True):
             raise t.error("addr", "duplicate address %s, already used by %s"
                           % (addr_text, addrs[addr]))
         addrs[addr] = dev_id
-        key_rel = t.get("key_file", str, required=True, check=bool, expect="a path")
-        key_file = key_rel if os.path.isabs(key_rel) else os.path.join(base, key_rel)
+        key_rel = t.get("key_file", str, "", check=bool, expect="a path")
+        key_file = key_rel if not key_rel or os.path.isabs(key_rel) else \
+            os.path.join(base, key_rel)
         key = b""
-        if read_keys:
+        if read_keys and key_file:
             key = read_key(key_file, where=lambda msg: t.error("key_file", msg))
         location = None
         if t.has("location"):
@@ -195,9 +202,10 @@ def _addr_ok(v):
 
 # -- editing (the CLI and tools/flash) -------------------------------------------------------
 
-def write_key(path):
-    """Write a new random key to `path` (mode 0600, folder 0700), atomically; return it."""
-    key = secrets.token_bytes(16)
+def write_key(path, key=None):
+    """Write `key` (default: a new random one) to `path` (mode 0600, folder 0700),
+    atomically; return it."""
+    key = key or secrets.token_bytes(16)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, mode=0o700, exist_ok=True)
     tmp = path + ".tmp"
@@ -228,7 +236,8 @@ def dump(devices, header=""):
         out.append("id = %s" % _toml_value(d.id))
         out.append("kind = %s" % _toml_value(d.kind))
         out.append("addr = %s" % _toml_value(d.addr_hex))
-        out.append("key_file = %s" % _toml_value(d.key_file_as_written or d.key_file))
+        if not d.planned:
+            out.append("key_file = %s" % _toml_value(d.key_file_as_written or d.key_file))
         if d.location:
             out.append("location = { lat = %r, lon = %r }" % (d.location.lat, d.location.lon))
         if d.address:
@@ -268,9 +277,9 @@ def save(path, devices):
     os.replace(tmp, path)
 
 
-def add(path, *, id, kind, addr=None, key_file=None, **fields):
-    """Add a device with a new key; the address is the lowest free one when not given.
-    Returns the Device."""
+def add(path, *, id, kind, addr=None, key_file=None, key=None, planned=False, **fields):
+    """Add a device with a new key (or `key`), or a planned one with none; the address is the
+    lowest free one when not given. Returns the Device."""
     inv = load(path, read_keys=False) if os.path.exists(path) else Inventory(path=path)
     if inv.by_id(id):
         raise ConfigError(path, None, "device %s" % id, "a device with this id exists")
@@ -279,16 +288,41 @@ def add(path, *, id, kind, addr=None, key_file=None, **fields):
         addr = next(a for a in range(1, 0xFFFFFF) if a not in used)
     elif addr in used:
         raise ConfigError(path, None, "device %s" % id, "address %06x is in use" % addr)
-    key_rel = key_file or os.path.join("keys", "%s.key" % id)
+    if planned:
+        dev = Device(id=id, kind=kind, addr=addr, key_file="", **fields)
+    else:
+        key_rel, key_abs = _new_key_file(path, id, key_file)
+        dev = Device(id=id, kind=kind, addr=addr, key_file=key_abs,
+                     key=write_key(key_abs, key), key_file_as_written=key_rel, **fields)
+    save(path, inv.devices + (dev,))
+    load(path)  # fails loudly (and names the field) if the new entry is not valid
+    return dev
+
+
+def _new_key_file(path, device_id, key_file=None):
+    """(as written in the inventory, absolute) for a device's new key file, which must not
+    exist yet: an old key is never overwritten by accident."""
+    key_rel = key_file or os.path.join("keys", "%s.key" % device_id)
     base = os.path.dirname(os.path.abspath(path))
     key_abs = key_rel if os.path.isabs(key_rel) else os.path.join(base, key_rel)
     if os.path.exists(key_abs):
-        raise ConfigError(path, None, "device %s" % id, "key file %s exists" % key_abs)
-    key = write_key(key_abs)
-    dev = Device(id=id, kind=kind, addr=addr, key_file=key_abs, key=key,
-                 key_file_as_written=key_rel, **fields)
-    save(path, inv.devices + (dev,))
-    load(path)  # fails loudly (and names the field) if the new entry is not valid
+        raise ConfigError(path, None, "device %s" % device_id, "key file %s exists" % key_abs)
+    return key_rel, key_abs
+
+
+def provision(path, device_id, key=None):
+    """Give a planned device its key (a new random one, or `key`): it becomes a device the
+    gateway knows. Returns the Device."""
+    inv = load(path, read_keys=False)
+    dev = inv.by_id(device_id)
+    if not dev:
+        raise ConfigError(path, None, "device %s" % device_id, "no such device")
+    if not dev.planned:
+        raise ConfigError(path, None, "device %s" % device_id, "already has a key")
+    key_rel, key_abs = _new_key_file(path, device_id)
+    dev = dataclasses.replace(dev, key_file=key_abs, key=write_key(key_abs, key),
+                              key_file_as_written=key_rel)
+    save(path, tuple(dev if d.id == device_id else d for d in inv.devices))
     return dev
 
 
@@ -300,14 +334,16 @@ def set_enabled(path, device_id, enabled):
                      for d in inv.devices))
 
 
-def rekey(path, device_id):
-    """Write a new key to the device's key file and count the epoch up. The gateway notices
+def rekey(path, device_id, key=None):
+    """Write a new key (or `key`) to the device's key file and count the epoch up. The gateway notices
     the new key (its fingerprint changes) and starts both of the device's counters again at
     0; the epoch keeps the device's new idempotency keys apart from the old ones."""
     inv = load(path, read_keys=False)
     dev = inv.by_id(device_id)
     if not dev:
         raise ConfigError(path, None, "device %s" % device_id, "no such device")
-    dev = dataclasses.replace(dev, key=write_key(dev.key_file), key_epoch=dev.key_epoch + 1)
+    if dev.planned:
+        raise ConfigError(path, None, "device %s" % device_id, "planned: it has no key yet")
+    dev = dataclasses.replace(dev, key=write_key(dev.key_file, key), key_epoch=dev.key_epoch + 1)
     save(path, tuple(dev if d.id == device_id else d for d in inv.devices))
     return dev

@@ -47,6 +47,8 @@ class Registry:
         by_addr, by_id = {}, {}
         with self.store.transaction():
             for dev in inv.devices:
+                if dev.planned:  # no board holds it yet: nothing it could send verifies
+                    continue
                 state = states.get(dev.id)
                 old = self.by_id.get(dev.id)
                 if state is None or state["key_id"] != dev.key_id:

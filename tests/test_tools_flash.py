@@ -3,7 +3,6 @@ exactly as a technician's laptop reaches an ESP32 on /dev/ttyUSB0."""
 import os
 import stat
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -12,34 +11,10 @@ import pytest
 from gateway import inventory
 from hil_tests.virtual.board import VirtualBoard
 from hil_tests.virtual.kits import kit
-from hil_tests.virtual.receiver import Device, Receiver
+from hil_tests.virtual.receiver import InventoryDevices, Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 FLASH = str(ROOT / "tools" / "flash")
-
-
-class InventoryDevices(dict):
-    """The receiver's devices as the gateway sees them: read from the inventory (through
-    gateway.inventory) on each frame, a new key starting a new device state."""
-
-    def __init__(self, path):
-        super().__init__()
-        self.path = path
-        self.lock = threading.Lock()
-
-    def get(self, addr, default=None):
-        with self.lock:
-            if not os.path.exists(self.path):
-                return default
-            for dev in inventory.load(self.path).devices:
-                if dev.addr == addr:
-                    known = dict.get(self, addr)
-                    if known is None or known.key != dev.key:
-                        known = Device(dev.key)
-                        known.key = dev.key
-                        self[addr] = known
-                    return known
-            return default
 
 
 @pytest.fixture
@@ -48,17 +23,17 @@ def fleet(tmp_path):
     receiver.devices = InventoryDevices(str(tmp_path / "fleet.toml"))
     boards = []
 
-    def board(name="board"):
+    def board(name="board", flash_bytes=None):
         b = VirtualBoard(tmp_path / name / "flash", name=name, log_dir=tmp_path,
-                         console="pty", models=kit("fill").models())
+                         console="pty", models=kit("fill").models(), flash_bytes=flash_bytes)
         boards.append(b)
         b.start()
         return b
 
     def flash(port, *args, device="fill-0001", firmware=("--no-firmware",)):
-        cmd = [FLASH, "--port", port, "--device", device, "--inventory",
-               str(tmp_path / "fleet.toml"), "--gateway", "127.0.0.1:%d" % receiver.port,
-               *firmware, *args]
+        cmd = [FLASH, "--port", port, *(("--device", device) if device else ()),
+               "--inventory", str(tmp_path / "fleet.toml"),
+               "--gateway", "127.0.0.1:%d" % receiver.port, *firmware, *args]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
     class Fleet:
@@ -224,3 +199,79 @@ def test_a_busy_port_and_a_version_mismatch_are_refused_before_anything_is_writt
     assert err.startswith("tools/flash: version mismatch: the board's MicroPython reads .mpy "
                           "v6.3, this mpy-cross writes v6.1"), err
     assert not fleet.inventory.exists() and not (board.flash / "lib").exists()
+
+
+PLANNED = """\
+# fleet.toml as city IT writes it before the boards arrive: no key_file yet
+[[device]]
+id = "glass-damrak"
+kind = "fill"
+addr = "00d001"
+location = { lat = 52.3731, lon = 4.8922 }
+interval_s = 600
+[device.settings]
+depth_mm = 1800
+"""
+
+
+def test_a_planned_device_is_listed_but_unknown_to_the_gateway_until_provisioned(tmp_path):
+    from gateway.registry import Registry
+    from gateway.store import Store
+    inv = tmp_path / "fleet.toml"
+    inv.write_text(PLANNED)
+    dev = inventory.load(inv).by_id("glass-damrak")
+    assert dev.planned and dev.key == b"" and dev.settings == {"depth_mm": 1800}
+    store = Store(str(tmp_path / "gw.sqlite"))
+    try:
+        assert Registry(store, str(inv)).by_id == {}
+        provisioned = inventory.provision(str(inv), "glass-damrak")
+        assert not provisioned.planned and len(provisioned.key) == 16
+        assert stat.S_IMODE(os.stat(provisioned.key_file).st_mode) == 0o600
+        again = inventory.load(inv).by_id("glass-damrak")
+        assert again.key == provisioned.key and again.location == dev.location
+        assert list(Registry(store, str(inv)).by_id) == ["glass-damrak"]
+    finally:
+        store.close()
+
+
+def test_a_batch_provisions_every_planned_device_one_board_per_port(fleet):
+    fleet.inventory.write_text(PLANNED)
+    boards = [fleet.board("b1"), fleet.board("b2"), fleet.board("b3")]
+    ports = [arg for b in boards for arg in ("--port", b.port)]
+    done = subprocess.run([FLASH, *ports, "--batch", "--count", "2", "--kind", "fill",
+                           "--inventory", str(fleet.inventory), "--gateway",
+                           "127.0.0.1:%d" % fleet.receiver.port, "--no-firmware"],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "batch: 3 provisioned, 0 failed" in done.stdout
+    devices = inventory.load(fleet.inventory).devices
+    assert [d.id for d in devices] == ["glass-damrak", "fill-0001", "fill-0002"]
+    assert [b.flash.joinpath("device.key").read_text().strip() for b in boards] == \
+        [d.key.hex() for d in devices]
+    assert devices[0].settings == {"depth_mm": 1800} and devices[0].location.lat == 52.3731
+    for dev in devices:
+        fleet.receiver.wait_for(lambda r, a=dev.addr: any(x[0] == a for x in r.accepted))
+    again = subprocess.run([FLASH, "--port", boards[0].port, "--batch", "--inventory",
+                            str(fleet.inventory), "--gateway", "127.0.0.1:1", "--no-firmware"],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "no planned device" in again.stdout
+
+
+def test_a_batch_with_more_devices_than_boards_stops_and_says_what_is_left(fleet):
+    board = fleet.board()
+    done = fleet.flash(board.port, "--batch", "--count", "2", "--kind", "fill", device=None)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 device(s) still planned: put the next board(s) on %s and run again" % board.port \
+        in done.stdout
+    planned = [d.id for d in inventory.load(fleet.inventory, read_keys=False).devices
+               if d.planned]
+    assert planned == ["fill-0002"]
+
+
+def test_a_board_whose_flash_is_too_small_is_refused_before_anything_is_written(fleet):
+    board = fleet.board(flash_bytes=32 * 1024)  # far less than the firmware needs
+    done = fleet.flash(board.port)
+    assert done.returncode == 1
+    assert done.stderr.startswith("tools/flash: disk full: the board's flash at %s has "
+                                  % board.port), done.stderr
+    assert not (board.flash / "lib").exists() and not fleet.inventory.exists()

@@ -100,11 +100,15 @@ def compiled_shim():
 
 class VirtualBoard:
     def __init__(self, flash_dir, *, name="board", heap="96K", models=(), log_dir=None,
-                 vt_start_us=0, unique_id=None, ticks_offset_us=0, console="pipe"):
+                 vt_start_us=0, unique_id=None, ticks_offset_us=0, console="pipe",
+                 flash_bytes=None):
         if console not in ("pipe", "pty"):
             raise ValueError("console must be 'pipe' or 'pty', not %r" % (console,))
         self.flash = Path(flash_dir)
         self.flash.mkdir(parents=True, exist_ok=True)
+        # The filesystem's size as on the chip (an ESP32 with 4 MB of flash gives MicroPython
+        # a 2 MB partition), enforced with a pty console; None: the host's disk.
+        self.flash_bytes = flash_bytes
         self.name = name
         self.heap = heap
         self.vt = vt_start_us
@@ -432,7 +436,7 @@ class VirtualBoard:
                     "wake_reason": self.wake_reason, "rtc": self.rtc.hex(),
                     "unique_id": self.unique_id.hex(), "epoch": EPOCH,
                     "ticks0": self.ticks_offset_us, "run_main": run.run_main,
-                    "pty": self._pty is not None,
+                    "pty": self._pty is not None, "flash_bytes": self.flash_bytes,
                     "mac": self.unique_id.hex()}
         if op == "deepsleep":
             self.rtc = bytes.fromhex(req["rtc"])

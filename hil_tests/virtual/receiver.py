@@ -1,6 +1,7 @@
 """The gateway end of a Wi-Fi link, for tests of boards without the gateway service: a UDP
 socket that checks frames exactly as PROTOCOL.md says (counter, replay window, MIC), keeps
 what it accepted, answers each accepted uplink with a receipt, and hands out commands."""
+import os
 import socket
 import threading
 
@@ -10,11 +11,36 @@ from protocol.errors import ProtocolError, ReplayError
 
 class Device:
     def __init__(self, key):
+        self.key = key
         self.keys = frame.Keys(key)
         self.window = counters.ReplayWindow()
         self.down_fcnt = 0
         self.commands = []   # (command_id, name, arg) waiting to go down
         self.acks = {}       # command_id -> result
+
+
+class InventoryDevices(dict):
+    """Devices as the gateway knows them: read from a fleet inventory (gateway.inventory) at
+    each frame, so keys that tools/flash writes count at once; a new key, a new device."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.lock = threading.Lock()
+
+    def get(self, addr, default=None):
+        from gateway import inventory
+        with self.lock:
+            if not os.path.exists(self.path):
+                return default
+            for dev in inventory.load(self.path).devices:
+                if dev.addr == addr and not dev.planned:
+                    known = dict.get(self, addr)
+                    if known is None or known.key != dev.key:
+                        known = Device(dev.key)
+                        self[addr] = known
+                    return known
+            return default
 
 
 class Receiver:

@@ -17,7 +17,10 @@ _board.start()
 # the board's ROM, is mounted read-only at /rom: no path the firmware or mpremote uses can
 # reach the host's own files.
 _rom = __file__.rsplit("/", 1)[0]
-_fs = (__import__("_flashfs").Flash if _board.boot.get("pty") else vfs.VfsPosix)(os.getcwd())
+if _board.boot.get("pty"):
+    _fs = __import__("_flashfs").Flash(os.getcwd(), _board.boot.get("flash_bytes"))
+else:
+    _fs = vfs.VfsPosix(os.getcwd())
 vfs.umount("/")
 vfs.mount(_fs, "/")
 vfs.mount(vfs.VfsPosix(_rom), "/rom", readonly=True)
