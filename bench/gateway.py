@@ -3,20 +3,27 @@
 * throughput, UDP ingress to broker, with the durable outbox (the gateway, one core) next to a
   bare relay (receive UDP, publish QoS 1, nothing else; same core, same broker);
 * latency from sending a frame to its delivery by the broker at a steady rate (1,000 frames/s);
-* resident memory of the gateway after N frames.
+* resident memory of the gateway after those frames; with --memory N, a run of its own that
+  feeds N frames (one million for the issue's figure) and reads VmRSS at every tenth.
 
 Both servers run pinned to CPU 0 (taskset); the sender, Mosquitto and the subscriber share the
 other cores. A frame counts once it is delivered to a subscriber (the broker has PUBACKed it
 by then). The sender keeps at most --window frames unanswered: the gateway answers with its
 receipt (after the COMMIT), the relay with one byte (on receipt). Prints tables, never fails.
 
-    .venv/bin/python -m bench.gateway [--frames 100000] [--rate 1000] [--seconds 5]
+Relay and gateway run in turn (--rounds), both processes up all along, so that each ratio
+compares runs made side by side on a machine whose load may change; the CPU time each
+process used per frame (from /proc) is printed too, as it depends far less on that load.
+
+    .venv/bin/python -m bench.gateway [--frames 100000] [--rounds 2] [--rate 1000] [--seconds 5]
+    .venv/bin/python -m bench.gateway --memory 1000000 [--local]
 """
 import argparse
 import asyncio
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -180,6 +187,12 @@ def send_paced(frames, target, rate):
     return sent
 
 
+def cpu_s(pid):
+    """CPU time (user + system) a process has used so far, in seconds."""
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid):
     for line in open("/proc/%d/status" % pid):
         if line.startswith("VmRSS:"):
@@ -227,20 +240,52 @@ def start_gateway(folder, fleet, broker, udp_port, batch):
     open(cfg, "w").write(
         '[gateway]\nid = "bench"\ninventory = "%s"\nlog_level = "error"\n'
         '[ingress.udp]\nport = %d\nqueue_max = 100000\n[http]\nenabled = false\n'
-        '[store]\npath = "%s"\n[mqtt]\nenabled = true\nport = %d\nbatch = %d\n'
-        % (fleet.path, udp_port, os.path.join(folder, "var", "gw.sqlite"), broker.port, batch))
+        '[store]\npath = "%s"\n[mqtt]\nenabled = %s\nport = %d\nbatch = %d\n'
+        % (fleet.path, udp_port, os.path.join(folder, "var", "gw.sqlite"),
+           "true" if broker else "false", broker.port if broker else 1883, batch))
     proc = subprocess.Popen(pinned([sys.executable, "-m", "gateway", "--config", cfg]), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(folder, "gw.log"), "w"))
-    time.sleep(0.5)
+
+    def bound():  # the gateway holds the port once binding it here fails
+        if proc.poll() is not None:
+            raise SystemExit("bench: the gateway exited: %s"
+                             % open(os.path.join(folder, "gw.log")).read()[-2000:])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", udp_port))
+                return False
+            except OSError:
+                return True
+    wait_for(bound, 30, "the gateway's UDP port")
+    time.sleep(0.2)  # and its forwarder's connection
     return proc
 
 
+def wait_delivered(sub, n, quiet_s=10):
+    """Wait until n keys arrived, or none arrived for quiet_s (a frame lost on the way:
+    UDP is not flow-controlled); returns the time of the last arrival."""
+    last_count, last_change = -1, time.monotonic()
+    while True:
+        count = sub.count()
+        if count >= n:
+            break
+        if count != last_count:
+            last_count, last_change = count, time.monotonic()
+        elif time.monotonic() - last_change > quiet_s:
+            break
+        time.sleep(0.02)
+    with sub.lock:
+        return max(sub.arrived.values(), default=time.perf_counter())
+
+
 def throughput(frames, target, sub, window, n):
+    """(frames/s delivered, frames delivered)."""
     sub.reset()
     start = time.perf_counter()
     send_windowed(frames, target, window)
-    wait_for(lambda: sub.count() >= n, 600, "deliveries (%d of %d)" % (sub.count(), n))
-    return n / (time.perf_counter() - start)
+    end = wait_delivered(sub, n)
+    delivered = sub.count()
+    return delivered / (end - start), delivered
 
 
 def percentile(values, p):
@@ -248,88 +293,148 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
+def start_relay(broker, window):
+    port = free_port(socket.SOCK_DGRAM)
+    proc = subprocess.Popen(pinned([sys.executable, "-m", "bench.gateway", "--relay", str(port),
+                                    str(broker.port), str(window)]),
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc.stdout.readline()
+    return proc, ("127.0.0.1", port)
+
+
+def run_throughput(args, console, folder, broker, sub, fleet, procs):
+    """Relay and gateway in turn, args.rounds times: the machine's load changes from minute
+    to minute, so each round's ratio compares runs made side by side."""
+    relay, relay_at = start_relay(broker, args.window)
+    procs.append(relay)
+    udp_port = free_port(socket.SOCK_DGRAM)
+    gw = start_gateway(folder, fleet, broker, udp_port, args.window)
+    procs.append(gw)
+    gw_at = ("127.0.0.1", udp_port)
+    t = Table(title="UDP ingress -> Mosquitto (QoS 1), %d frames a run, one core, window %d"
+              % (args.frames, args.window))
+    for col in ("round", "relay frames/s", "gateway frames/s", "gateway vs relay",
+                "relay CPU µs/frame", "gateway CPU µs/frame", "vs relay (CPU)",
+                "lost (relay / gateway)"):
+        t.add_column(col, justify="right")
+    ratios, cpu_ratios = [], []
+    for r in range(args.rounds):
+        c0 = cpu_s(relay.pid)
+        relay_rate, relay_n = throughput(fleet.frames(args.frames), relay_at, sub, args.window,
+                                         args.frames)
+        relay_us = (cpu_s(relay.pid) - c0) / max(relay_n, 1) * 1e6
+        c0 = cpu_s(gw.pid)
+        gw_rate, gw_n = throughput(fleet.frames(args.frames), gw_at, sub, args.window,
+                                   args.frames)
+        gw_us = (cpu_s(gw.pid) - c0) / max(gw_n, 1) * 1e6
+        ratios.append(gw_rate / relay_rate)
+        cpu_ratios.append(relay_us / gw_us)
+        t.add_row("%d" % (r + 1), "%.0f" % relay_rate, "%.0f" % gw_rate,
+                  "%.0f %%" % (100 * ratios[-1]), "%.0f" % relay_us, "%.0f" % gw_us,
+                  "%.0f %%" % (100 * cpu_ratios[-1]),
+                  "%d / %d" % (args.frames - relay_n, args.frames - gw_n))
+    relay.terminate()
+    relay.wait()
+    console.print(t)
+    console.print("gateway / relay, median of %d rounds: %.0f %% of its rate; %.0f %% by CPU "
+                  "time per frame (the rate each would reach with a core of its own)"
+                  % (len(ratios), 100 * statistics.median(ratios),
+                     100 * statistics.median(cpu_ratios)))
+
+    # Latency at a steady rate, through the same gateway.
+    sub.reset()
+    n = int(args.rate * args.seconds)
+    sent = send_paced(fleet.frames(n), gw_at, args.rate)
+    wait_delivered(sub, n)
+    with sub.lock:
+        lat = [(sub.arrived[k] - t0) * 1000 for k, t0 in sent.items() if k in sub.arrived]
+    achieved = n / (max(sent.values()) - min(sent.values()))
+    t = Table(title="Latency, frame sent -> delivered by the broker, %d frames at %d/s "
+              "(sent at %.0f/s)" % (n, args.rate, achieved))
+    for col in ("p50 ms", "p99 ms", "max ms", "delivered"):
+        t.add_column(col, justify="right")
+    delivered = len(lat)
+    lat = lat or [float("nan")]
+    t.add_row("%.1f" % percentile(lat, 50), "%.1f" % percentile(lat, 99), "%.1f" % max(lat),
+              "%d / %d" % (delivered, n))
+    console.print(t)
+    t = Table(title="Gateway resident memory")
+    t.add_column("frames through the gateway", justify="right")
+    t.add_column("RSS MB", justify="right")
+    t.add_row("%d" % (args.rounds * args.frames + n), "%.1f" % rss_mb(gw.pid))
+    console.print(t)
+    gw.terminate()
+    gw.wait()
+
+
+def run_memory(args, console, folder, broker, sub, fleet, procs):
+    """Feed args.memory frames through one gateway, reading its VmRSS along the way."""
+    udp_port = free_port(socket.SOCK_DGRAM)
+    gw = start_gateway(folder, fleet, broker, udp_port, args.window)
+    procs.append(gw)
+    target = ("127.0.0.1", udp_port)
+    step = max(1, args.memory // 10)
+    t = Table(title="Gateway resident memory, %d devices, %s"
+              % (len(fleet.devices), "MQTT forwarder to Mosquitto" if broker
+                 else "local only (no forwarder)"))
+    for col in ("frames", "RSS MB", "elapsed s", "frames/s (last step)"):
+        t.add_column(col, justify="right")
+    t.add_row("0", "%.1f" % rss_mb(gw.pid), "0", "")
+    begin = time.perf_counter()
+    done = 0
+    while done < args.memory:
+        n = min(step, args.memory - done)
+        t0 = time.perf_counter()
+        send_windowed(fleet.frames(n), target, args.window)
+        done += n
+        if sub is not None:
+            wait_delivered(sub, done)
+        t.add_row("%d" % done, "%.1f" % rss_mb(gw.pid), "%.0f" % (time.perf_counter() - begin),
+                  "%.0f" % (n / (time.perf_counter() - t0)))
+    gw.terminate()
+    gw.wait()
+    console.print(t)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=100000,
-                    help="frames for the throughput and memory runs (default 100,000)")
+                    help="frames for each throughput run (default 100,000)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="relay and gateway runs, in turn (default 2)")
     ap.add_argument("--rate", type=int, default=1000, help="frames/s for the latency run")
     ap.add_argument("--seconds", type=float, default=5, help="length of the latency run")
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--window", type=int, default=100, help="unanswered frames at most")
+    ap.add_argument("--memory", type=int, metavar="N",
+                    help="instead: feed N frames through the gateway and print its resident "
+                    "memory at every tenth")
+    ap.add_argument("--local", action="store_true",
+                    help="with --memory: no MQTT forwarder (readings kept locally)")
     args = ap.parse_args(argv)
-    console = Console()
+    console = Console(width=150)
     folder = tempfile.mkdtemp(prefix="cityedge-bench-")
-    broker = Broker(folder)
-    sub = Subscriber(broker.port)
-    fleet = Fleet(folder, args.devices)
+    broker = sub = None
     procs = []
     try:
-        # Bare relay.
-        relay_port = free_port(socket.SOCK_DGRAM)
-        relay = subprocess.Popen(pinned([sys.executable, "-m", "bench.gateway", "--relay",
-                                         str(relay_port), str(broker.port), str(args.window)]),
-                                 cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        procs.append(relay)
-        relay.stdout.readline()
-        relay_frames = fleet.frames(args.frames)
-        relay_rate = throughput(relay_frames, ("127.0.0.1", relay_port), sub, args.window,
-                                args.frames)
-        relay.terminate()
-        relay.wait()
-
-        # The gateway: same frames (fresh counters), durable outbox.
-        udp_port = free_port(socket.SOCK_DGRAM)
-        gw = start_gateway(folder, fleet, broker, udp_port, args.window)
-        procs.append(gw)
-        gw_frames = fleet.frames(args.frames)
-        gw_rate = throughput(gw_frames, ("127.0.0.1", udp_port), sub, args.window, args.frames)
-        memory = rss_mb(gw.pid)
-
-        # Latency at a steady rate.
-        sub.reset()
-        n = int(args.rate * args.seconds)
-        paced = fleet.frames(n)
-        sent = send_paced(paced, ("127.0.0.1", udp_port), args.rate)
-        # Report what arrived: UDP is not flow-controlled here, as with real nodes.
-        deadline = time.monotonic() + 30
-        while sub.count() < n and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with sub.lock:
-            lat = [(sub.arrived[k] - t) * 1000 for k, t in sent.items() if k in sub.arrived]
-        achieved = n / (max(sent.values()) - min(sent.values()))
-        gw.terminate()
-        gw.wait()
+        if not (args.memory and args.local):
+            broker = Broker(folder)
+            sub = Subscriber(broker.port)
+        fleet = Fleet(folder, args.devices)
+        if args.memory:
+            run_memory(args, console, folder, broker, sub, fleet, procs)
+        else:
+            run_throughput(args, console, folder, broker, sub, fleet, procs)
     finally:
         for p in procs:  # also when a run failed or timed out
             if p.poll() is None:
                 p.terminate()
                 p.wait(20)
-        sub.close()
-        broker.stop()
+        if sub:
+            sub.close()
+        if broker:
+            broker.stop()
         shutil.rmtree(folder, ignore_errors=True)
-
-    t = Table(title="UDP ingress -> Mosquitto (QoS 1), %d frames, one core, window %d"
-              % (args.frames, args.window))
-    t.add_column("path")
-    t.add_column("frames/s", justify="right")
-    t.add_column("vs relay", justify="right")
-    t.add_row("bare relay (receive UDP, publish)", "%.0f" % relay_rate, "100 %")
-    t.add_row("gateway (verify, SQLite WAL outbox, receipt, publish)", "%.0f" % gw_rate,
-              "%.0f %%" % (100 * gw_rate / relay_rate))
-    console.print(t)
-    t = Table(title="Latency, frame sent -> delivered by the broker, %d frames at %d/s (sent at %.0f/s)"
-              % (n, args.rate, achieved))
-    for col in ("p50 ms", "p99 ms", "max ms", "delivered"):
-        t.add_column(col, justify="right")
-    lat = lat or [float("nan")]
-    t.add_row("%.1f" % percentile(lat, 50), "%.1f" % percentile(lat, 99), "%.1f" % max(lat),
-              "%d / %d" % (len(sent) and sum(1 for k in sent if k in sub.arrived), n))
-    console.print(t)
-    t = Table(title="Gateway resident memory")
-    t.add_column("frames through the gateway", justify="right")
-    t.add_column("RSS MB", justify="right")
-    t.add_row("%d" % args.frames, "%.1f" % memory)
-    console.print(t)
 
 
 if __name__ == "__main__":

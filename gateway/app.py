@@ -11,18 +11,37 @@ from gateway.forwarders.mqtt import MqttForwarder
 from gateway.ingress.udp import UdpIngress
 from gateway.logs import event
 from gateway.pipeline import Pipeline
+from gateway.radio_dedup import RadioDedup
 from gateway.registry import Registry
 from gateway.store import Store
 
 log = logging.getLogger("gateway.app")
 
 FRAME_RETENTION_S = 86400  # frames kept for deduplication; the replay window covers the rest
+QUOTA_FRAME_RETENTION_S = 600  # ... and near the disk quota: long enough for a node's resend
 
 
-def build_ingresses(config, sink):
+def build_ingresses(config, sink, *, radio_sink=None, metrics=None, downlink_failed=None):
+    """The ingress adapters the config enables. Radio ingresses hand their uplinks to
+    radio_sink (the deduplication in front of the pipeline), UDP to sink."""
     out = []
     if config.udp.enabled:
         out.append(UdpIngress(host=config.udp.host, port=config.udp.port, sink=sink))
+    radio = dict(sink=radio_sink or sink, metrics=metrics, downlink_failed=downlink_failed)
+    if config.semtech.enabled:
+        from gateway.ingress.semtech_udp import SemtechUdpIngress
+        c = config.semtech
+        out.append(SemtechUdpIngress(host=c.host, port=c.port, gateway_euis=c.gateway_euis,
+                                     rx1_delay_s=c.rx_delay_s, tx_power_dbm=c.tx_power_dbm,
+                                     **radio))
+    if config.serial.enabled:
+        from gateway.ingress.serial_bridge import SerialBridgeIngress
+        c = config.serial
+        out.append(SerialBridgeIngress(port=c.port, baud=c.baud, rx_delay_s=c.rx_delay_s,
+                                       tx_power_dbm=c.tx_power_dbm, **radio))
+    if config.spi.enabled:
+        from gateway.ingress.sx127x_spi import Sx127xSpiIngress
+        out.append(Sx127xSpiIngress(config.spi, **radio))
     return out
 
 
@@ -62,7 +81,10 @@ class Gateway:
                 gateway_id=c.gateway_id, store=self.store, registry=self.registry,
                 metrics=self.metrics, commands=c.commands, queue_max=c.udp.queue_max,
                 batch_max=c.store.batch_max, on_commit=self._committed)
-            self.ingresses = self._ingress_factory(c, self.pipeline.submit)
+            self.dedup = RadioDedup(sink=self.pipeline.submit, window_s=c.dedup_window_s)
+            self.ingresses = self._ingress_factory(
+                c, self.pipeline.submit, radio_sink=self.dedup.submit, metrics=self.metrics,
+                downlink_failed=self.pipeline.downlink_failed)
             self._check_store()
             self.tasks.append(asyncio.create_task(self.pipeline.run(), name="pipeline"))
             for f in self.forwarders:
@@ -84,6 +106,8 @@ class Gateway:
     async def __aexit__(self, *exc):
         for ingress in getattr(self, "ingresses", []):
             await ingress.stop()
+        if getattr(self, "dedup", None):
+            self.dedup.flush_all()
         if self.http:
             await self.http.stop()
         # Whatever is already queued is processed, so that uplinks received are not dropped.
@@ -107,6 +131,12 @@ class Gateway:
     def _committed(self):
         for f in self.forwarders:
             f.notify()
+        # The quota is checked after every commit (three PRAGMAs), not only by the
+        # maintenance task, so that a burst cannot overshoot it by seconds of traffic.
+        if not self.pipeline.store_full:
+            size = self.store.used_bytes()
+            if size >= self.config.store.max_mb * 1e6:
+                self._set_full(True, size)
 
     def confirmed_seq(self):
         """The highest record every forwarder has confirmed (all records when none)."""
@@ -129,17 +159,44 @@ class Gateway:
         return out
 
     def _check_store(self):
-        size = self.store.size_bytes()
+        """The disk quota. Above the alarm level, records every forwarder confirmed are
+        deleted early (oldest first, retention or not) and frames kept for deduplication
+        are cut to QUOTA_FRAME_RETENTION_S; the alarm stays when that is not enough, that
+        is when unconfirmed records fill the store. At the quota, uplinks are refused
+        (no receipt: nodes keep them) until the forwarders catch up."""
         quota = self.config.store.max_mb * 1e6
+        alarm_at = quota * self.config.store.alarm_pct / 100
+        size = self.store.used_bytes()
+        if size >= alarm_at:
+            with self.store.transaction():
+                deleted = self.store.prune_for_quota(self.confirmed_seq(), alarm_at * 0.95,
+                                                     time.time() - QUOTA_FRAME_RETENTION_S)
+            if deleted:
+                event(log, logging.WARNING, "store_pruned", records=deleted,
+                      reason="near the disk quota: confirmed records deleted before their "
+                      "retention")
+            size = self.store.used_bytes()
         self.metrics.store_bytes.set(size)
-        alarm = size >= quota * self.config.store.alarm_pct / 100
+        alarm = size >= alarm_at
         if alarm and not self._alarm:
-            event(log, logging.ERROR, "store_quota_alarm", size_mb=round(size / 1e6, 1),
-                  quota_mb=self.config.store.max_mb,
+            event(log, logging.ERROR, "store_quota_alarm", size_mb=round(size / 1e6, 3),
+                  quota_mb=self.config.store.max_mb, alarm_pct=self.config.store.alarm_pct,
                   reason="the store is near its disk quota; check the forwarders")
+        elif self._alarm and not alarm:
+            event(log, logging.INFO, "store_quota_alarm_cleared", size_mb=round(size / 1e6, 3),
+                  quota_mb=self.config.store.max_mb, reason="below the alarm level again")
         self._alarm = alarm
         self.metrics.store_alarm.set(1 if alarm else 0)
-        self.pipeline.store_full = size >= quota
+        self._set_full(size >= quota, size)
+
+    def _set_full(self, full, size):
+        if full != self.pipeline.store_full:
+            event(log, logging.ERROR if full else logging.INFO,
+                  "store_full" if full else "store_accepting", size_mb=round(size / 1e6, 3),
+                  quota_mb=self.config.store.max_mb,
+                  reason="uplinks are refused until the forwarders catch up" if full
+                  else "below the disk quota again")
+        self.pipeline.store_full = full
 
     def update_metrics(self):
         for f in self.forwarders:

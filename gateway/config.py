@@ -17,6 +17,47 @@ class UdpIngressConfig:
 
 
 @dataclass(frozen=True)
+class SemtechIngressConfig:
+    """Semtech UDP packet forwarders (concentrator gateways) feeding this gateway."""
+    enabled: bool = False
+    host: str = "127.0.0.1"  # 0.0.0.0 for packet forwarders on the LAN
+    port: int = 1700
+    gateway_euis: tuple = ()  # the forwarders allowed, 16 hex digits each (lower case)
+    rx_delay_s: float = 1.0  # the nodes' receive delay (firmware lora rx_delay_ms)
+    tx_power_dbm: int = 14
+
+
+@dataclass(frozen=True)
+class SerialIngressConfig:
+    """An ESP32 running the firmware's LoRa bridge on a USB serial port."""
+    enabled: bool = False
+    port: str = ""  # e.g. /dev/ttyUSB0
+    baud: int = 115200
+    rx_delay_s: float = 1.0
+    tx_power_dbm: int = 14
+
+
+@dataclass(frozen=True)
+class SpiIngressConfig:
+    """An SX127x radio on the Raspberry Pi's SPI bus (a LoRa HAT), single channel."""
+    enabled: bool = False
+    bus: int = 0  # /dev/spidev<bus>.<device>
+    device: int = 0
+    speed_hz: int = 1000000
+    gpio_chip: str = "/dev/gpiochip0"
+    cs_pin: int = -1  # -1: the kernel's CE<device> line is NSS; else the GPIO line wired to it
+    reset_pin: int = 17  # BCM line numbers (the common RFM95W HAT wiring)
+    dio0_pin: int = 4
+    frequency_hz: int = 868100000
+    sf: int = 9
+    bw_khz: float = 125
+    cr: int = 1  # 1..4: 4/5..4/8
+    preamble: int = 8
+    tx_power_dbm: int = 14
+    rx_delay_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class StoreConfig:
     path: str = "var/gateway.sqlite"
     synchronous: str = "full"  # "full": a receipt is only sent for what survives power loss
@@ -90,6 +131,12 @@ class Config:
     log_format: str = "text"
     log_level: str = "info"
     udp: UdpIngressConfig = field(default_factory=UdpIngressConfig)
+    semtech: SemtechIngressConfig = field(default_factory=SemtechIngressConfig)
+    serial: SerialIngressConfig = field(default_factory=SerialIngressConfig)
+    spi: SpiIngressConfig = field(default_factory=SpiIngressConfig)
+    # Copies of one radio frame from several receivers are collected this long, and the
+    # one with the best SNR (then RSSI) is stored and answered (gateway/radio_dedup.py).
+    dedup_window_s: float = 0.2
     store: StoreConfig = field(default_factory=StoreConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
@@ -135,6 +182,9 @@ def load(path):
         enabled=t.get("enabled", bool, True), host=t.get("host", str, "127.0.0.1"),
         port=t.get("port", int, 4700, **_LISTEN_PORT), queue_max=t.get("queue_max", int, 10000, **_POS_INT))
     t.done()
+    semtech, serial, spi = _radio_ingresses(ingress)
+    dedup_window_s = ingress.get("dedup_window_s", _NUM, 0.2, check=lambda v: 0 <= v <= 0.5,
+                                 expect="seconds 0..0.5 (the reply must still reach RX1)")
     ingress.done()
 
     t = top.sub("store")
@@ -209,8 +259,83 @@ def load(path):
     return Config(path=os.path.abspath(path), gateway_id=gateway_id,
                   inventory=_rel(base, inventory or "inventory.toml"),
                   inventory_required=inventory is not None, log_format=log_format,
-                  log_level=log_level, udp=udp, store=store, http=http, mqtt=mqtt,
+                  log_level=log_level, udp=udp, semtech=semtech, serial=serial, spi=spi,
+                  dedup_window_s=dedup_window_s, store=store, http=http, mqtt=mqtt,
                   ngsi_ld=ngsi, commands=commands, alarms=alarms)
+
+
+_RX_DELAY = dict(check=lambda v: 0.1 <= v <= 15, expect="seconds 0.1..15")
+_TX_POWER = dict(check=lambda v: 2 <= v <= 20, expect="dBm 2..20")
+
+
+def _eui(v):
+    return isinstance(v, str) and len(v) == 16 and all(c in "0123456789abcdefABCDEF" for c in v)
+
+
+def _radio_ingresses(ingress):
+    """[ingress.semtech], [ingress.serial] and [ingress.spi]."""
+    t = ingress.sub("semtech")
+    semtech = SemtechIngressConfig(
+        enabled=t.get("enabled", bool, False), host=t.get("host", str, "127.0.0.1"),
+        port=t.get("port", int, 1700, **_LISTEN_PORT),
+        gateway_euis=tuple(e.lower() for e in t.get(
+            "gateway_euis", list, [], check=lambda v: all(_eui(e) for e in v),
+            expect="an array of gateway EUIs, 16 hex digits each")),
+        rx_delay_s=t.get("rx_delay_s", _NUM, 1.0, **_RX_DELAY),
+        tx_power_dbm=t.get("tx_power_dbm", int, 14, **_TX_POWER))
+    if semtech.enabled and not semtech.gateway_euis:
+        raise t.error(None, "missing required field 'gateway_euis' (ingress.semtech is "
+                      "enabled): list the EUIs of the packet forwarders to accept")
+    t.done()
+
+    t = ingress.sub("serial")
+    serial = SerialIngressConfig(
+        enabled=t.get("enabled", bool, False), port=t.get("port", str, ""),
+        baud=t.get("baud", int, 115200, check=lambda v: 1200 <= v <= 4000000,
+                   expect="a baud rate 1200..4000000"),
+        rx_delay_s=t.get("rx_delay_s", _NUM, 1.0, **_RX_DELAY),
+        tx_power_dbm=t.get("tx_power_dbm", int, 14, check=lambda v: 2 <= v <= 17,
+                           expect="dBm 2..17 (the bridge's PA_BOOST range)"))
+    if serial.enabled and not serial.port:
+        raise t.error(None, "missing required field 'port' (ingress.serial is enabled)")
+    t.done()
+
+    t = ingress.sub("spi")
+    small = dict(check=lambda v: 0 <= v <= 1023, expect="an integer 0..1023")
+    spi = SpiIngressConfig(
+        enabled=t.get("enabled", bool, False), bus=t.get("bus", int, 0, **small),
+        device=t.get("device", int, 0, **small),
+        speed_hz=t.get("speed_hz", int, 1000000, check=lambda v: 10000 <= v <= 10000000,
+                       expect="Hz 10000..10000000 (the SX127x allows 10 MHz)"),
+        gpio_chip=t.get("gpio_chip", str, "/dev/gpiochip0"),
+        cs_pin=t.get("cs_pin", int, -1, check=lambda v: -1 <= v <= 1023,
+                     expect="-1 (the kernel's chip select) or a GPIO line 0..1023"),
+        reset_pin=t.get("reset_pin", int, 17, **small),
+        dio0_pin=t.get("dio0_pin", int, 4, **small),
+        frequency_hz=t.get("frequency_hz", int, 868100000,
+                           check=lambda v: 137000000 <= v <= 1020000000,
+                           expect="Hz 137000000..1020000000 (the SX1276's range)"),
+        sf=t.get("sf", int, 9, check=lambda v: 7 <= v <= 12,
+                 expect="7..12 (SF6 needs the implicit header our frames do not use)"),
+        bw_khz=t.get("bw_khz", _NUM, 125, check=lambda v: v in _SX127X_BW,
+                     expect="one of %s" % ", ".join("%g" % b for b in _SX127X_BW)),
+        cr=t.get("cr", int, 1, check=lambda v: 1 <= v <= 4, expect="1..4 (4/5..4/8)"),
+        preamble=t.get("preamble", int, 8, check=lambda v: 6 <= v <= 65535,
+                       expect="symbols 6..65535"),
+        tx_power_dbm=t.get("tx_power_dbm", int, 14, check=lambda v: 2 <= v <= 17,
+                           expect="dBm 2..17 (PA_BOOST)"),
+        rx_delay_s=t.get("rx_delay_s", _NUM, 1.0, **_RX_DELAY))
+    pins = [("reset_pin", spi.reset_pin), ("dio0_pin", spi.dio0_pin), ("cs_pin", spi.cs_pin)]
+    for i, (name, line) in enumerate(pins):
+        for other, line2 in pins[i + 1:]:
+            if line == line2 and line >= 0:
+                raise t.error(other if t.has(other) else name,
+                              "%s and %s are the same GPIO line" % (name, other))
+    t.done()
+    return semtech, serial, spi
+
+
+_SX127X_BW = (7.8, 10.4, 15.6, 20.8, 31.25, 41.7, 62.5, 125, 250, 500)
 
 
 def _ID_OK(v):

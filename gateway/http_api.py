@@ -51,7 +51,8 @@ class HttpApi:
         body = {"status": "ok" if pipeline_ok else "failing",
                 "pipeline": pipeline_ok,
                 "forwarders": {f.name: {"connected": f.connected} for f in gw.forwarders},
-                "store_quota_alarm": gw._alarm, "devices": len(gw.registry.by_id),
+                "store_quota_alarm": gw._alarm, "store_full": gw.pipeline.store_full,
+                "devices": len(gw.registry.by_id),
                 "uptime_s": round(time.time() - gw.started)}
         return web.json_response(body, status=200 if pipeline_ok else 503)
 

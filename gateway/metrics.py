@@ -17,6 +17,15 @@ class Metrics:
                                   ["ingress"], registry=r)
         self.rejected = Counter("cityedge_frames_rejected", "Frames rejected, by reason",
                                 ["reason"], registry=r)
+        # What a radio ingress refuses before the pipeline sees a frame (a malformed
+        # datagram or line, an unknown packet forwarder, a bad radio CRC), and downlinks a
+        # receiver could not send.
+        self.ingress_rejected = Counter(
+            "cityedge_ingress_rejected", "Datagrams, lines or packets an ingress refused, "
+            "by ingress and reason", ["ingress", "reason"], registry=r)
+        self.downlink_errors = Counter(
+            "cityedge_downlink_errors", "Downlinks a receiver could not send, by ingress and "
+            "reason", ["ingress", "reason"], registry=r)
         self.records = Counter("cityedge_records", "Output records stored, by kind", ["kind"],
                                registry=r)
         self.downlinks = Counter("cityedge_downlinks", "Downlink frames sent, by kind",

@@ -5,6 +5,7 @@
 # COMMIT, so a receipt always means "stored". Every rejection is counted by reason and
 # logged with the device id; nothing an uplink contains can stop the loop.
 import asyncio
+import collections
 import json
 import logging
 import sqlite3
@@ -14,7 +15,7 @@ from protocol import command, counters, frame, names, schema
 from protocol.errors import (DecodeError, FrameError, MICError, ProtocolError, ReplayError,
                              SchemaError)
 
-from gateway import normalise
+from gateway import codec, normalise
 from gateway.logs import event
 
 log = logging.getLogger("gateway.pipeline")
@@ -60,13 +61,17 @@ class Pipeline:
         self.on_commit = on_commit or (lambda: None)
         self.queue = asyncio.Queue(maxsize=queue_max)
         self.processed = 0  # uplinks handled (accepted, duplicate or rejected)
+        self._children = {}  # (metric, label) -> its child: labels() is slow per frame
+        # Command frames recently handed to an ingress -> (device id, command row), so a
+        # receiver that could not send one can give its attempt back (downlink_failed).
+        self._sent_commands = collections.OrderedDict()
 
     # -- ingress side -----------------------------------------------------------------------
 
     def submit(self, uplink):
         """Called by ingress adapters; never blocks. A full queue drops the uplink (a Wi-Fi
         node gets no receipt and sends it again later)."""
-        self.metrics.frames.labels(uplink.source).inc()
+        self._child(self.metrics.frames, uplink.source).inc()
         try:
             self.queue.put_nowait(uplink)
         except asyncio.QueueFull:
@@ -105,7 +110,7 @@ class Pipeline:
         for send, data, kind, device_id in replies:
             try:
                 send(data)
-                self.metrics.downlinks.labels(kind).inc()
+                self._child(self.metrics.downlinks, kind).inc()
             except OSError as e:
                 event(log, logging.WARNING, "downlink_failed", device=device_id, kind=kind,
                       reason=str(e))
@@ -127,6 +132,7 @@ class Pipeline:
             raise
         except Exception as e:  # a bug must cost one frame, not the gateway
             db.execute("ROLLBACK TO uplink")
+            self.store.forget_pending()
             log.exception("pipeline_error", extra={"fields": {"device": device_id,
                                                               "reason": repr(e)}})
             self._count_reject(up, "internal_error", repr(e), device_id)
@@ -169,8 +175,8 @@ class Pipeline:
             self._duplicate_or_replay(up, entry, fcnt, receiver, e, replies)
             return dev.id
         try:
-            body = frame.unseal(entry.keys, raw, fcnt)
-            message = schema.decode(hdr.kind, body)
+            body = codec.unseal(entry.keys, raw, fcnt)
+            message = codec.decode(hdr.kind, body)
         except MICError as e:
             e.device_id = dev.id
             self._old_replay(entry, raw, fcnt)
@@ -202,12 +208,12 @@ class Pipeline:
                 "gateway": self.gateway_id, "source": up.source, "radio": up.radio,
                 "values": values}, separators=(",", ":"))
             if self.store.add_record(key, dev.id, rkind, observed, up.received, body_json):
-                self.metrics.records.labels(rkind).inc()
+                self._child(self.metrics.records, rkind).inc()
         self.store.save_uplink_state(dev.id, window.newest, window.seen, up.received,
                                      up.source, up.radio)
         applied.append((entry, window))
-        self.metrics.accepted.labels(up.source).inc()
-        self.metrics.last_seen.labels(dev.id).set(up.received)
+        self._child(self.metrics.accepted, up.source).inc()
+        self._child(self.metrics.last_seen, dev.id).set(up.received)
         event(log, logging.DEBUG, "frame_accepted", device=dev.id, fcnt=fcnt, kind=kind,
               source=up.source)
         self._answer(up, entry, fcnt, replies)
@@ -220,7 +226,7 @@ class Pipeline:
         if fcnt < 0x10000:
             return
         try:
-            frame.unseal(entry.keys, raw, fcnt - 0x10000)
+            codec.unseal(entry.keys, raw, fcnt - 0x10000)
         except ProtocolError:
             return
         e = ReplayError("frame: counter %d is older than the replay window (newest %s)"
@@ -234,7 +240,7 @@ class Pipeline:
         that counter is a replay. The MIC is checked first so a forgery is called one."""
         dev = entry.device
         try:
-            frame.unseal(entry.keys, up.raw, fcnt)
+            codec.unseal(entry.keys, up.raw, fcnt)
         except ProtocolError as e:
             e.device_id = dev.id
             raise
@@ -268,22 +274,44 @@ class Pipeline:
         dev = entry.device
         cmds = self.store.pending_commands(dev.id, up.received, self.commands.max_attempts,
                                            COMMANDS_PER_REPLY)
-        body = schema.encode(schema.RECEIPT, {"fcnt": fcnt, "commands": len(cmds)})
+        body = codec.receipt(fcnt, len(cmds))
         down = self.store.next_down_fcnt(dev.id)
-        replies.append((up.reply, frame.seal(entry.keys, schema.RECEIPT, dev.addr, down, body,
+        replies.append((up.reply, codec.seal(entry.keys, schema.RECEIPT, dev.addr, down, body,
                                              frame.DOWN), "receipt", dev.id))
         for cmd in cmds:
             body = command.encode(cmd["command_id"], cmd["name"], cmd["arg"])
             down = self.store.next_down_fcnt(dev.id)
-            replies.append((up.reply, frame.seal(entry.keys, schema.COMMAND, dev.addr, down,
-                                                 body, frame.DOWN), "command", dev.id))
+            data = codec.seal(entry.keys, schema.COMMAND, dev.addr, down, body, frame.DOWN)
+            replies.append((up.reply, data, "command", dev.id))
             self.store.command_sent(cmd["id"], up.received)
+            self._sent_commands[data] = (dev.id, cmd["id"], cmd["command_id"])
+            while len(self._sent_commands) > 4096:
+                self._sent_commands.popitem(last=False)
             event(log, logging.INFO, "command_sent", device=dev.id,
                   command_id=cmd["command_id"], command=cmd["name"],
                   attempt=cmd["attempts"] + 1, reason="pending command")
 
+    def downlink_failed(self, data, reason):
+        """Told by an ingress that a receiver could not send a downlink (no route, a
+        TX_ACK error, a bridge's ERR): a command in it was not tried, so it goes back to
+        the queue as it was and leaves with the device's next uplink. A lost receipt needs
+        nothing: the node sends its frame again."""
+        sent = self._sent_commands.pop(bytes(data), None)
+        if sent is None:
+            return
+        device_id, row_id, command_id = sent
+        self.store.command_unsent(row_id, time.time())
+        event(log, logging.WARNING, "command_requeued", device=device_id,
+              command_id=command_id, reason=reason)
+
+    def _child(self, metric, label):
+        child = self._children.get((metric, label))
+        if child is None:
+            child = self._children[(metric, label)] = metric.labels(label)
+        return child
+
     def _count_reject(self, up, reason, message, device):
-        self.metrics.rejected.labels(reason).inc()
+        self._child(self.metrics.rejected, reason).inc()
         event(log, logging.WARNING, "frame_rejected", device=device, reason=reason,
               detail=message, source=up.source, bytes=len(up.raw), **_peer(up))
 

@@ -4,8 +4,9 @@
 import logging
 import os
 
-from protocol import counters, frame
+from protocol import counters
 
+from gateway import codec
 from gateway import inventory as inventory_mod
 from gateway.errors import ConfigError
 from gateway.logs import event
@@ -61,7 +62,7 @@ class Registry:
                     window = old.window  # keep the live window across reloads
                 else:
                     window = counters.ReplayWindow(state["up_newest"], state["up_seen"])
-                entry = Entry(dev, frame.Keys(dev.key), window)
+                entry = Entry(dev, codec.SessionKeys(dev.key), window)
                 by_addr[dev.addr] = entry
                 by_id[dev.id] = entry
         self.by_addr, self.by_id = by_addr, by_id

@@ -60,6 +60,9 @@ CREATE INDEX IF NOT EXISTS commands_pending ON commands (device_id, state, id);
 """
 
 
+WAL_LIMIT = 4 << 20  # bytes the WAL file is truncated to after a checkpoint
+
+
 class Store:
     def __init__(self, path, *, synchronous="full"):
         folder = os.path.dirname(os.path.abspath(path))
@@ -69,30 +72,47 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         # FULL: a transaction is on disk when COMMIT returns, so a receipt (sent after the
         # commit) never promises a reading that a power cut could still take away.
-        self.db.execute("PRAGMA synchronous=%s" % ("FULL" if synchronous == "full" else "NORMAL"))
+        self._synchronous = "FULL" if synchronous == "full" else "NORMAL"
+        self.db.execute("PRAGMA synchronous=%s" % self._synchronous)
         self.db.execute("PRAGMA busy_timeout=5000")
+        # A WAL file keeps its largest size unless told otherwise; the disk quota counts on it.
+        self.db.execute("PRAGMA journal_size_limit=%d" % WAL_LIMIT)
         self.db.executescript(_SCHEMA)
         self._in_tx = False
+        # Devices that may have commands to deliver (None: to be read again). Asking SQLite
+        # on every uplink would cost three statements per frame for the rare device that
+        # has a command waiting.
+        self._pending_devices = None
 
     def close(self):
         self.db.close()
 
     @contextmanager
-    def transaction(self):
+    def transaction(self, *, durable=True):
+        """durable=False: the COMMIT does not wait for the disk (WAL, synchronous NORMAL).
+        For writes whose loss in a power cut only repeats work, such as a forwarder's
+        cursor (the records are sent again): the next durable commit syncs them too, as
+        the WAL is written in order."""
         if self._in_tx:  # nested: part of the outer transaction
             yield
             return
+        relax = not durable and self._synchronous == "FULL"
+        if relax:
+            self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("BEGIN IMMEDIATE")
         self._in_tx = True
         try:
             yield
         except BaseException:
             self.db.execute("ROLLBACK")
+            self._pending_devices = None  # commands may have changed state and back
             raise
         else:
             self.db.execute("COMMIT")
         finally:
             self._in_tx = False
+            if relax:
+                self.db.execute("PRAGMA synchronous=FULL")
 
     # -- device counters ---------------------------------------------------------------------
 
@@ -185,6 +205,34 @@ class Store:
                                    "ORDER BY seq DESC LIMIT ?", (device_id, limit))
         return [json.loads(r[0]) for r in rows]
 
+    def used_bytes(self):
+        """What the store holds: its pages in use (free pages, left by deletions, are
+        reused before the file grows). The WAL comes on top, truncated to WAL_LIMIT after
+        each checkpoint."""
+        page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        return (pages - free) * page_size
+
+    def prune_for_quota(self, confirmed_seq, target_bytes, frames_before, chunk=500,
+                        max_chunks=40):
+        """Make room under the disk quota: frames older than frames_before, then confirmed
+        records oldest first, whatever their retention, until the store uses target_bytes
+        or less. Unconfirmed records are never touched. At most max_chunks deletions per
+        call, so that the event loop is not held for long; the next call goes on. Returns
+        the records deleted."""
+        self.db.execute("DELETE FROM frames WHERE received < ?", (frames_before,))
+        deleted = 0
+        for _ in range(max_chunks):
+            if self.used_bytes() <= target_bytes:
+                break
+            cur = self.db.execute("DELETE FROM records WHERE seq IN (SELECT seq FROM records "
+                                  "WHERE seq <= ? ORDER BY seq LIMIT ?)", (confirmed_seq, chunk))
+            if cur.rowcount <= 0:
+                break
+            deleted += cur.rowcount
+        return deleted
+
     def size_bytes(self):
         total = 0
         for suffix in ("", "-wal"):
@@ -207,6 +255,8 @@ class Store:
             # The id on air is 16 bits; the row id keeps growing, so ids repeat only after
             # 65,536 commands, long after an old one was acknowledged or expired.
             self.db.execute("UPDATE commands SET command_id=? WHERE id=?", (row_id & 0xFFFF, row_id))
+        if self._pending_devices is not None:
+            self._pending_devices.add(device_id)
         return self.command(row_id)
 
     def command(self, row_id):
@@ -221,6 +271,11 @@ class Store:
     def pending_commands(self, device_id, now, max_attempts, limit):
         """The oldest commands still to deliver; expires and fails the ones past their
         time or their attempts on the way."""
+        if self._pending_devices is None:
+            self._pending_devices = {r[0] for r in self.db.execute(
+                "SELECT DISTINCT device_id FROM commands WHERE state IN ('queued', 'sent')")}
+        if device_id not in self._pending_devices:
+            return []
         self.db.execute("UPDATE commands SET state='expired', updated=? WHERE device_id=? AND "
                         "state IN ('queued', 'sent') AND expires < ?", (now, device_id, now))
         self.db.execute("UPDATE commands SET state='failed', result='no_ack', updated=? WHERE "
@@ -228,11 +283,25 @@ class Store:
                         (now, device_id, max_attempts))
         rows = self.db.execute("SELECT * FROM commands WHERE device_id=? AND state IN "
                                "('queued', 'sent') ORDER BY id LIMIT ?", (device_id, limit))
-        return [_command(r) for r in rows]
+        out = [_command(r) for r in rows]
+        if not out:
+            self._pending_devices.discard(device_id)
+        return out
+
+    def forget_pending(self):
+        """After a rollback the store did not see (a savepoint): read the set again."""
+        self._pending_devices = None
 
     def command_sent(self, row_id, now):
         self.db.execute("UPDATE commands SET state='sent', attempts=attempts+1, updated=? "
                         "WHERE id=?", (now, row_id))
+
+    def command_unsent(self, row_id, now):
+        """A send that never left the receiver does not count as an attempt."""
+        self.db.execute("UPDATE commands SET attempts=MAX(attempts-1, 0), state=CASE WHEN "
+                        "attempts<=1 THEN 'queued' ELSE 'sent' END, updated=? WHERE id=? AND "
+                        "state='sent'", (now, row_id))
+        self._pending_devices = None
 
     def command_acked(self, device_id, command_id, result, now):
         """Mark the newest sent command with this id as answered; its row or None."""

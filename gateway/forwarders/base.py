@@ -34,6 +34,10 @@ class Forwarder:
         """New records were committed."""
         self.wake.set()
 
+    def describe(self, exc):
+        """What went wrong, for the log: the error, and what to check when it is ours."""
+        return str(exc) or type(exc).__name__
+
     def connect(self):
         raise NotImplementedError
 
@@ -52,7 +56,7 @@ class Forwarder:
             except self.transient as e:
                 self.metrics.forward_errors.labels(self.name).inc()
                 event(log, logging.WARNING, "forwarder_down", forwarder=self.name,
-                      reason=str(e) or type(e).__name__, retry_s=round(delay, 2))
+                      reason=self.describe(e), retry_s=round(delay, 2))
             finally:
                 self.connected = False
             # Jitter, so that many gateways do not all come back in the same instant.
@@ -70,7 +74,8 @@ class Forwarder:
                     continue
             await self.send(session, rows)
             last = rows[-1][0]
-            with self.store.transaction():
+            # Not durable: a cursor lost in a power cut only sends those records again.
+            with self.store.transaction(durable=False):
                 self.store.set_cursor(self.name, last)
             self.confirmed_seq = last
             now = time.time()

@@ -5,13 +5,18 @@ import asyncio
 import contextlib
 import datetime
 import json
+import logging
 import ssl
 
 import aiomqtt
+from paho.mqtt import client as paho_client
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.forwarders.base import Forwarder, TransientError
+from gateway.logs import event
+
+log = logging.getLogger("gateway.forwarders.mqtt")
 
 
 def topic_for(prefix, body):
@@ -49,6 +54,53 @@ SENML_UNITS = {"fill_level": "/", "distance_m": "m", "temperature_c": "Cel",
                "awake_s": "s", "cycle_charge_c": "C"}
 
 
+def _utf8(text):
+    # MQTT 5.0 section 1.5.4: UTF-8 Encoded String, a two-byte length and the bytes.
+    data = text.encode("utf-8")
+    return len(data).to_bytes(2, "big") + data
+
+
+def _varint(n):
+    # MQTT 5.0 section 1.5.5: Variable Byte Integer.
+    out = bytearray()
+    while True:
+        n, digit = n >> 7, n & 0x7F
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+# CONNACK refusals of the login: MQTT 5.0 reason codes 0x86 Bad User Name or Password and
+# 0x87 Not authorized (Mosquitto answers a wrong password with the latter), and MQTT 3.1.1
+# return codes 4 and 5.
+_LOGIN_REFUSED = (0x86, 0x87, 4, 5)
+
+_CONTENT_TYPE = 0x03  # MQTT 5.0 section 3.3.2.3: PUBLISH property identifiers
+_USER_PROPERTY = 0x26
+
+
+class PublishProperties(Properties):
+    """The PUBLISH properties of one record, packed once (MQTT 5.0 section 3.3.2.3):
+    Content Type, then the user properties "key" and "gateway". paho builds and packs a
+    Properties object field by field for every message, which costs more than the rest of
+    the publish; it only ever asks this one for pack() (again on a re-send)."""
+
+    def __init__(self, content_type, key, gateway):
+        body = (bytes((_CONTENT_TYPE,)) + _utf8(content_type)
+                + bytes((_USER_PROPERTY,)) + _utf8("key") + _utf8(key)
+                + bytes((_USER_PROPERTY,)) + _utf8("gateway") + _utf8(gateway))
+        object.__setattr__(self, "packetType", PacketTypes.PUBLISH)
+        object.__setattr__(self, "_packed", _varint(len(body)) + body)
+
+    def pack(self):
+        return self._packed
+
+    def __str__(self):
+        return "PublishProperties(%s)" % self._packed.hex()
+
+    __repr__ = __str__
+
+
 class MqttForwarder(Forwarder):
     name = "mqtt"
     transient = Forwarder.transient + (aiomqtt.MqttError,)
@@ -78,6 +130,19 @@ class MqttForwarder(Forwarder):
             username=c.username or None, password=password or None, tls_context=tls,
             keepalive=c.keepalive_s, timeout=30, max_inflight_messages=c.batch))
 
+    def describe(self, exc):
+        text = super().describe(exc)
+        rc = getattr(exc, "rc", None)
+        code = getattr(rc, "value", rc)
+        if code in _LOGIN_REFUSED:
+            return ("the broker refused the login as %r: %s (check mqtt.username and "
+                    "mqtt.password or mqtt.password_file)" % (self.config.username, text))
+        # aiomqtt hands the ssl module's error on as an MqttError with its text.
+        if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+            return ("TLS: the broker's certificate is not trusted: %s (check mqtt.ca_file "
+                    "and mqtt.host)" % text)
+        return text
+
     async def send(self, session, rows):
         c = self.config
         publishes = []
@@ -90,28 +155,68 @@ class MqttForwarder(Forwarder):
             else:
                 payload = body_text
                 content_type = "application/json"
-            props = Properties(PacketTypes.PUBLISH)
-            props.UserProperty = [("key", key), ("gateway", self.gateway_id)]
-            props.ContentType = content_type
+            props = PublishProperties(content_type, key, self.gateway_id)
             topic = "%s/%s/%s" % (c.topic_prefix, kind, device_id)
-            publishes.append(session.client.publish(topic, payload, qos=1, properties=props))
-        await session.confirm(asyncio.gather(*publishes))
+            publishes.append((topic, payload, props, key))
+        futures = session.publish_all(p[:3] for p in publishes)
+        codes = await session.confirm(asyncio.gather(*futures))
+        for (topic, _, _, key), code in zip(publishes, codes or ()):
+            if getattr(code, "is_failure", False):
+                # The broker answered, and refused (an ACL, a quota): sending again would
+                # get the same answer, so it is confirmed like the rest, and said loudly.
+                self.metrics.forward_errors.labels(self.name).inc()
+                event(log, logging.ERROR, "publish_refused", forwarder=self.name, key=key,
+                      topic=topic, reason=str(code))
 
 
 class _Session:
-    """One connection, and a watcher that notices when it drops: aiomqtt's publish waits for
-    its PUBACK without looking at the connection, so a send races the watcher."""
+    """One connection, and a watcher that notices when it drops, since a send waits for
+    PUBACKs without looking at the connection.
 
-    def __init__(self, client):
+    A batch is published through the paho client under aiomqtt, with one future per message
+    resolved by paho's on_publish (called on the event loop, where aiomqtt reads the
+    socket): aiomqtt's own publish() costs a task, an event and a timeout per message, more
+    than the rest of a publish. PUBACKs of anything else still go to aiomqtt."""
+
+    def __init__(self, client, *, timeout=30):
         self.client = client
+        self.timeout = timeout
         self._watch = None
+        self._waiting = {}  # message id -> future of its PUBACK
+        self._paho = None
+        self._aiomqtt_on_publish = None
 
     async def __aenter__(self):
         # aiomqtt warns above 10 pending calls; a batch has many PUBACKs in flight on purpose.
         self.client.pending_calls_threshold = 1 << 30
         await self.client.__aenter__()
+        self._paho = self.client._client
+        self._aiomqtt_on_publish = self._paho.on_publish
+        self._paho.on_publish = self._on_publish
         self._watch = asyncio.ensure_future(self._watcher())
         return self
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        fut = self._waiting.pop(mid, None)
+        if fut is None:
+            self._aiomqtt_on_publish(client, userdata, mid, reason_code, properties)
+        elif not fut.done():
+            fut.set_result(reason_code)
+
+    def publish_all(self, messages):
+        """Publish (topic, payload, properties) with QoS 1; the futures of their PUBACKs."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        for topic, payload, props in messages:
+            info = self._paho.publish(topic, payload, 1, False, props)
+            if info.rc != paho_client.MQTT_ERR_SUCCESS:
+                raise TransientError("publish: %s" % paho_client.error_string(info.rc))
+            if info.is_published():
+                continue
+            fut = loop.create_future()
+            self._waiting[info.mid] = fut
+            futures.append(fut)
+        return futures
 
     async def _watcher(self):
         async for _ in self.client.messages:  # ends with MqttError on disconnection
@@ -120,7 +225,7 @@ class _Session:
     async def confirm(self, gathered):
         gathered = asyncio.ensure_future(gathered)
         try:
-            done, _ = await asyncio.wait({gathered, self._watch},
+            done, _ = await asyncio.wait({gathered, self._watch}, timeout=self.timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             gathered.cancel()
@@ -128,15 +233,18 @@ class _Session:
                 await gathered
             raise
         if gathered in done:
-            gathered.result()
-            return
+            return gathered.result()
         gathered.cancel()
         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
             await gathered
+        self._waiting.clear()
+        if not done:
+            raise TransientError("no PUBACK within %s s" % self.timeout)
         exc = self._watch.exception() if not self._watch.cancelled() else None
         raise TransientError("connection lost: %s" % (exc or "closed"))
 
     async def __aexit__(self, *exc):
+        self._waiting.clear()
         if self._watch:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):

@@ -38,8 +38,10 @@ class NgsiLdForwarder(Forwarder):
 
     def entities(self, rows):
         """The newest state of each entity in these records: a context broker holds current
-        state, so older readings of an entity in the same rows would only be overwritten."""
-        newest = {}
+        state, so older readings of an entity in the same rows would only be overwritten.
+        Attributes merge, the newest value of each winning: a fire alarm and a reading of
+        one container both reach it."""
+        found = []
         for seq, key, device_id, kind, received, body_text in rows:
             entry = self.registry.by_id.get(device_id)
             if entry is None:
@@ -49,10 +51,11 @@ class NgsiLdForwarder(Forwarder):
                                context=self.config.context)
             if entity is None:
                 continue
-            old = newest.get(entity["id"])
-            if old is None or old[0] <= body["observed"]:
-                newest[entity["id"]] = (body["observed"], entity)
-        return [e for _, e in newest.values()]
+            found.append((body["observed"], seq, entity))
+        newest = {}
+        for _, _, entity in sorted(found, key=lambda f: f[:2]):
+            newest.setdefault(entity["id"], {}).update(entity)
+        return list(newest.values())
 
     def chunks(self, entities):
         chunk, size = [], 2

@@ -26,21 +26,28 @@ def _put(entity, name, value, observed, unit=None):
 def to_entity(body, device, *, co2_entity="IndoorEnvironmentObserved", context=None):
     """The entity for one record (a parsed record body) of a device, or None."""
     kind = body["kind"]
-    etype = co2_entity if kind == "co2" else ENTITY_TYPES.get(kind)
+    v, t = body["values"], body["observed"]
+    if kind == "event":
+        # A fire alarm (and its end) is a fill node's event, not part of a reading: it is
+        # the container's safety status.
+        if device.kind != "fill" or v["event"] not in ("fire", "fire_clear"):
+            return None
+        etype = ENTITY_TYPES["fill"]
+    else:
+        etype = co2_entity if kind == "co2" else ENTITY_TYPES.get(kind)
     if etype is None:
         return None
-    v, t = body["values"], body["observed"]
     e = {"id": entity_id(etype, device.id), "type": etype}
     if device.location:
         e["location"] = {"type": "GeoProperty", "value": {
             "type": "Point", "coordinates": [device.location.lon, device.location.lat]}}
     if device.address:
         e["address"] = {"type": "Property", "value": {"streetAddress": device.address}}
-    if kind == "fill":
+    if kind == "event":
+        e["status"] = _prop("burning" if v["event"] == "fire" else "ok", t)
+    elif kind == "fill":
         _put(e, "fillingLevel", v["fill_level"], t, "C62")  # a fraction 0..1, not %
         _put(e, "temperature", v["temperature_c"], t, "CEL")
-        if "fire" in v.get("faults", ()):
-            _put(e, "status", "burning", t)
     elif kind == "parking":
         occupied = v["occupied"]
         e["status"] = _prop("unknown" if occupied is None else

@@ -33,14 +33,30 @@ def wait_until(predicate, timeout, what="condition", interval=0.02):
 
 
 class Mosquitto:
-    def __init__(self, folder, port=None):
+    """users: {name: password} for a password_file (mosquitto_passwd) instead of anonymous
+    access; tls: (cafile, certfile, keyfile) for a TLS listener."""
+
+    def __init__(self, folder, port=None, *, users=None, tls=None):
         self.folder = str(folder)
         os.makedirs(self.folder, exist_ok=True)
         self.port = port or free_port()
         self.conf = os.path.join(self.folder, "mosquitto.conf")
         self.log = os.path.join(self.folder, "mosquitto.log")
-        lines = ["listener %d 127.0.0.1" % self.port, "allow_anonymous true",
-                 "persistence true", "persistence_location %s/" % self.folder,
+        lines = ["listener %d 127.0.0.1" % self.port]
+        if users:
+            passwd = os.path.join(self.folder, "passwd")
+            for i, (name, password) in enumerate(sorted(users.items())):
+                subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if i == 0 else [])
+                               + [passwd, name, password], check=True, capture_output=True)
+            os.chmod(passwd, 0o600)
+            lines += ["allow_anonymous false", "password_file %s" % passwd]
+        else:
+            lines.append("allow_anonymous true")
+        if tls:
+            cafile, certfile, keyfile = tls
+            lines += ["cafile %s" % cafile, "certfile %s" % certfile, "keyfile %s" % keyfile,
+                      "require_certificate false"]
+        lines += ["persistence true", "persistence_location %s/" % self.folder,
                  "autosave_interval 1", "max_queued_messages 0", "max_inflight_messages 0",
                  "log_dest file %s" % self.log, "log_type error", "log_type warning"]
         if os.geteuid() == 0:
@@ -74,8 +90,10 @@ class Consumer:
     """Subscribes with QoS 1 and a persistent session; records every message with its
     idempotency key (the user property "key")."""
 
-    def __init__(self, port, topic="cityedge/v1/#", client_id="test-consumer"):
+    def __init__(self, port, topic="cityedge/v1/#", client_id="test-consumer", *,
+                 username=None, password=None, ca_file=None):
         self.messages = []
+        self.content_types = []
         self.lock = threading.Lock()
         self.topic = topic
         self.subscribed = threading.Event()
@@ -84,6 +102,10 @@ class Consumer:
         c.on_connect = self._connected
         c.on_message = self._message
         c.on_subscribe = lambda *a: self.subscribed.set()
+        if username:
+            c.username_pw_set(username, password)
+        if ca_file:
+            c.tls_set(ca_certs=ca_file)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600
         c.reconnect_delay_set(0.05, 0.5)
@@ -99,6 +121,7 @@ class Consumer:
         props = dict(getattr(msg.properties, "UserProperty", []) or [])
         with self.lock:
             self.messages.append((msg.topic, props.get("key"), json.loads(msg.payload)))
+            self.content_types.append(getattr(msg.properties, "ContentType", None))
 
     def keys(self):
         with self.lock:

@@ -50,6 +50,28 @@ def test_every_kind_maps_to_a_valid_smart_data_model(kind, co2_entity):
         assert entity["fillingLevel"]["value"] == 0.425  # a fraction, not 42.5 %
 
 
+@pytest.mark.parametrize("event, status", [("fire", "burning"), ("fire_clear", "ok"),
+                                           ("emptied", None)])
+def test_a_fire_alarm_sets_the_containers_safety_status(event, status):
+    from gateway import normalise
+    from protocol import names
+    device = Device(id="glass-1", kind="fill", addr=1, key_file="",
+                    location=Location(52.37, 4.89))
+    code = next(c for c, name in names.EVENTS.items() if name == event)
+    decoded = schema.decode(schema.EVENT, schema.encode(schema.EVENT, {"event": code,
+                                                                       "value": 74}))
+    (rkind, _, _, normal), = normalise.readings("event", decoded)
+    body = {"kind": rkind, "values": normal, "observed": "2026-01-02T03:04:05.678Z"}
+    entity = to_entity(body, device)
+    if status is None:
+        assert entity is None
+        return
+    assert entity["type"] == "WasteContainer" and validate(entity) == []
+    assert entity["status"] == {"type": "Property", "value": status,
+                                "observedAt": body["observed"]}
+    assert "fillingLevel" not in entity  # the alarm does not touch the level
+
+
 def test_readings_reach_the_context_broker_as_valid_entities(tmp_path, fleet):
     inv, devices = fleet
     with FakeContextBroker(max_entities=2) as cb:
