@@ -4,7 +4,7 @@ from protocol import schema
 
 EVENTS = {1: "emptied", 2: "fire", 3: "full", 4: "occupied", 5: "free", 6: "overstay",
           7: "co2_high", 8: "co2_normal", 9: "lamp_failed", 10: "lamp_ok", 11: "power_band",
-          12: "motion", 13: "recalibrated", 14: "battery_low"}
+          12: "motion", 13: "recalibrated", 14: "battery_low", 15: "fire_clear"}
 
 # Numbered as machine.reset_cause() does on an ESP32.
 RESET_CAUSES = {1: "power_on", 2: "hard_reset", 3: "watchdog", 4: "deep_sleep",

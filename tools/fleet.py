@@ -9,10 +9,13 @@ Ctrl-C, and the gateway's status page stays at http://127.0.0.1:8080/.
     ./run                     # 2 nodes per kind, 3 simulated hours
     ./run --hours 24 --per-kind 5
     ./run --forever
+    ./run --lora              # over LoRa: the simulated air, a packet forwarder (Semtech UDP)
 """
 import argparse
 import json
+import math
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -30,6 +33,7 @@ from hil_tests.virtual import kits
 from hil_tests.virtual.board import VirtualBoard, deploy
 from tools.mpybuild import ROOT
 
+LORA_GATEWAY_EUI = "aa555a0000000001"
 GATEWAY_CONFIG = """\
 [gateway]
 id = "fleet-demo"
@@ -72,9 +76,10 @@ def write_inventory(work, per_kind):
 
 
 class Gateway:
-    def __init__(self, work, udp_port, http_port):
+    def __init__(self, work, udp_port, http_port, extra=""):
+        """extra: more TOML sections (a LoRa ingress, say) appended to the config."""
         (work / "gateway.toml").write_text(GATEWAY_CONFIG.format(udp_port=udp_port,
-                                                                 http_port=http_port))
+                                                                 http_port=http_port) + extra)
         self.url = "http://127.0.0.1:%d" % http_port
         self.log = open(work / "gateway.log", "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config",
@@ -104,9 +109,18 @@ class Gateway:
         self.log.close()
 
 
-def run_board(board, until_s, stop):
+def run_board(board, until_s, stop, air=None):
     """Run a battery node cycle after cycle (or a mains node continuously) until its
-    virtual clock reaches until_s."""
+    virtual clock reaches until_s; then its radio leaves the LoRa air, if any."""
+    try:
+        _run_board(board, until_s, stop)
+    finally:
+        if air is not None:
+            for model in board.models.values():
+                air.leave(model)
+
+
+def _run_board(board, until_s, stop):
     mains = kits.kit(board.kind).POWER == "mains"
     while not stop.is_set() and board.vt < until_s * 1e6:
         board.start()
@@ -146,6 +160,10 @@ def main(argv=None):
                         help="folder for the inventory, keys, gateway database and logs")
     parser.add_argument("--udp-port", type=int, default=4700)
     parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument("--lora", action="store_true",
+                        help="nodes send over LoRa (Wi-Fi as fallback) through the simulated "
+                             "air and a packet forwarder to the gateway's Semtech UDP ingress")
+    parser.add_argument("--semtech-port", type=int, default=1700)
     args = parser.parse_args(argv)
     console = Console(width=max(Console().width, 120))
     work = Path(args.work)
@@ -155,7 +173,18 @@ def main(argv=None):
     devices = write_inventory(work, args.per_kind)
     console.print("fleet: %d nodes (%s), gateway on udp %d, status page http://127.0.0.1:%d/"
                   % (len(devices), ", ".join(kits.available()), args.udp_port, args.http_port))
-    gateway = Gateway(work, args.udp_port, args.http_port)
+    air = forwarder = None
+    extra = ""
+    if args.lora:
+        from hil_tests.virtual.air import Air
+        from hil_tests.virtual.packet_forwarder import PacketForwarder
+        extra = ('\n[ingress.semtech]\nenabled = true\nport = %d\ngateway_euis = ["%s"]\n'
+                 % (args.semtech_port, LORA_GATEWAY_EUI))
+    gateway = Gateway(work, args.udp_port, args.http_port, extra=extra)
+    if args.lora:
+        air = Air(answer_timeout=5.0)  # the gateway may be slow to answer on a busy host
+        forwarder = PacketForwarder(air, ("127.0.0.1", args.semtech_port),
+                                    eui=LORA_GATEWAY_EUI).start()
     image = deploy(work / "image")
     boards, threads, stop = [], [], threading.Event()
     try:
@@ -163,14 +192,22 @@ def main(argv=None):
             flash = work / "boards" / device_id / "flash"
             shutil.copytree(image, flash)
             deploy(flash, packages=(), key=key, config=kits.node_config(
-                kind, addr=addr, gateway_port=args.udp_port, device_id=device_id))
+                kind, addr=addr, gateway_port=args.udp_port, device_id=device_id,
+                lora=args.lora))
+            models = kits.kit(kind).models()
+            if air is not None:  # around the gateway, out to 2 km
+                angle, dist = random.uniform(0, 2 * math.pi), random.uniform(100, 2000)
+                models += kits.lora_models(air, name=device_id, position=(
+                    dist * math.cos(angle), dist * math.sin(angle)))
+            # The LoRa link's modules need more heap than Wi-Fi alone (as in its tests).
             board = VirtualBoard(flash, name=device_id, log_dir=flash.parent,
-                                 models=kits.kit(kind).models())
+                                 models=models, heap="128K" if args.lora else "96K")
             board.kind = kind
             boards.append(board)
         until = float("inf") if args.forever else args.hours * 3600
         for board in boards:
-            thread = threading.Thread(target=run_board, args=(board, until, stop), daemon=True)
+            thread = threading.Thread(target=run_board, args=(board, until, stop, air),
+                                      daemon=True)
             thread.start()
             threads.append(thread)
         started = time.monotonic()
@@ -191,6 +228,8 @@ def main(argv=None):
     finally:
         for board in boards:
             board.close()
+        if forwarder is not None:
+            forwarder.close()
         gateway.stop()
     return 0
 

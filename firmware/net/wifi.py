@@ -5,12 +5,9 @@ import time
 
 import network
 
-from protocol import counters, frame, schema
-from protocol.errors import ProtocolError
-
-
-class LinkDown(Exception):
-    pass
+from net import LinkDown
+from net.downlink import open_downlink
+from protocol import schema
 
 
 class WifiLink:
@@ -61,7 +58,7 @@ class WifiLink:
             except OSError:
                 break  # the window closed
             expected -= 1
-            message = self._open(reply, window)
+            message = open_downlink(reply, self._keys, self._addr, window, "wifi")
             if message is None:
                 continue
             kind, body = message
@@ -72,21 +69,6 @@ class WifiLink:
                 commands.append(body)
         self._energy.timed("rx", start)
         return delivered, commands
-
-    def _open(self, data, window):
-        # A downlink that fails its MIC, replays, or is not for us is dropped, never obeyed.
-        try:
-            header = frame.parse_header(data)
-            if header.direction != frame.DOWN or header.addr != self._addr:
-                return None
-            fcnt = counters.full_counter(window.newest, header.fcnt_low)
-            window.check(fcnt)
-            body = frame.unseal(self._keys, data, fcnt)
-            window.accept(fcnt)
-            return header.kind, schema.decode(header.kind, body)
-        except ProtocolError as e:
-            print("wifi: downlink dropped:", e)
-            return None
 
     def close(self):
         if self._sock is not None:

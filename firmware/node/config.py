@@ -51,6 +51,55 @@ def _wifi_defaults(wifi):
     return wifi
 
 
+_LORA_DEFAULTS = (
+    # SPI bus and pins of an RFM95W on a typical ESP32 LoRa board (TTGO LoRa32 wiring).
+    ("spi", 1), ("baudrate", 5000000), ("sck", 5), ("mosi", 27), ("miso", 19), ("cs", 18),
+    ("reset", 14), ("dio0", 26),
+    ("sf", 9), ("bw_hz", 125000), ("cr", 5), ("power_dbm", 14), ("preamble", 8),
+    ("rx_delay_ms", 1000), ("rx_margin_ms", 20), ("rx_window_ms", 50), ("max_wait_ms", 30000),
+)
+_LORA_RANGES = (
+    ("spi", 0, 3), ("baudrate", 100000, 10000000), ("sck", 0, 48), ("mosi", 0, 48),
+    ("miso", 0, 48), ("cs", 0, 48), ("reset", 0, 48), ("dio0", 0, 48), ("sf", 7, 12),
+    ("cr", 5, 8), ("power_dbm", 2, 14), ("preamble", 6, 65535), ("rx_delay_ms", 100, 15000),
+    ("rx_margin_ms", 0, 1000), ("rx_window_ms", 0, 5000), ("max_wait_ms", 0, 600000),
+)
+
+
+def lora_section(lora, where):
+    """The validated `lora` section with its defaults, plus max_payload (the largest frame
+    EU868 allows at the configured spreading factor) and bands (each channel's sub-band)."""
+    from net import eu868
+    if not isinstance(lora, dict):
+        _fail(where, "field 'lora' must be an object")
+    for name, value in _LORA_DEFAULTS:
+        lora.setdefault(name, value)
+    lora.setdefault("channels", list(eu868.DEFAULT_CHANNELS_HZ))
+    for name, lo, hi in _LORA_RANGES:
+        value = lora[name]
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            _fail(where, "field 'lora.%s' must be an integer %d..%d" % (name, lo, hi))
+    if lora["bw_hz"] not in eu868.BANDWIDTHS_HZ:
+        _fail(where, "field 'lora.bw_hz' must be one of %s"
+              % ", ".join(str(b) for b in eu868.BANDWIDTHS_HZ))
+    channels = lora["channels"]
+    if not isinstance(channels, list) or not channels:
+        _fail(where, "field 'lora.channels' must be a list of frequencies in Hz")
+    for freq in channels:
+        try:
+            if not isinstance(freq, int) or isinstance(freq, bool):
+                raise ValueError("%r is not an integer" % (freq,))
+            eu868.check_channel(freq, lora["bw_hz"])
+        except ValueError as e:
+            _fail(where, "field 'lora.channels': %s" % e)
+    try:
+        lora["max_payload"] = eu868.max_payload(lora["sf"], lora["bw_hz"])
+    except ValueError as e:
+        _fail(where, "field 'lora.sf': %s" % e)
+    lora["bands"] = eu868.sub_bands(channels)
+    return lora
+
+
 def read_key(path="device.key"):
     try:
         with open(path) as f:
@@ -106,6 +155,8 @@ def load(path="config.json", key_path="device.key", overrides_path="overrides.js
             if not isinstance(wifi.get(name), str):
                 _fail(where, "field 'wifi.%s' must be a string" % name)
         _wifi_defaults(wifi)
+    if "lora" in transports:
+        lora_section(cfg.get("lora"), where)
     for name in ("settings", "sensors", "battery", "currents_ma"):
         if not isinstance(cfg[name], dict):
             _fail(where, "field '%s' must be an object" % name)
@@ -125,7 +176,17 @@ def load_for_status(path="config.json", key_path="device.key"):
         _fail(path, "field 'addr' must be 6 hex digits")
     wifi = cfg.get("wifi") if isinstance(cfg.get("wifi"), dict) else {}
     cfg["wifi"] = _wifi_defaults(wifi)
-    cfg["transports"] = ["wifi"] if "ssid" in wifi and "gateway" in wifi else []
+    usable = []
+    if "ssid" in wifi and "gateway" in wifi:
+        usable.append("wifi")
+    if isinstance(cfg.get("lora"), dict):
+        try:
+            lora_section(cfg["lora"], path)
+            usable.append("lora")
+        except ConfigError:
+            pass  # no LoRa either: the status goes over Wi-Fi or nowhere
+    wanted = cfg["transports"] if isinstance(cfg["transports"], list) else []
+    cfg["transports"] = [t for t in wanted if t in usable] + [t for t in usable if t not in wanted]
     cfg["wdt_ms"] = 30000
     cfg["key"] = read_key(key_path)
     return cfg

@@ -50,6 +50,10 @@ def main(woke_ms=None):
         return
     finally:
         forget("node.config")
+        forget("net.eu868")  # loaded to check a lora section; the link loads it when it needs it
+    # forget() only drops sys.modules' reference: this local one would keep the module (9 KB)
+    # for as long as main() runs, which on a mains node is for ever.
+    del config
     node = Node(cfg, cause, woke_ms)
     sleep_ms = node.cycle()
     if cfg.get("power") == "mains":
@@ -196,7 +200,15 @@ class Node:
             if name == "wifi":
                 from net.wifi import WifiLink
                 links.append(WifiLink(self.cfg, self.keys, self.energy, self.wdt.feed))
+            elif name == "lora":  # the radio's modules load only on a node that has one
+                gc.collect()  # what config left behind: the link's code then lies in one piece
+                from net.lora import LoraLink
+                links.append(LoraLink(self.cfg, self.keys, self.energy, self.wdt.feed, self.st,
+                                      self._save_state))
         return links
+
+    def _save_state(self):
+        rtcstate.save(self.rtc, self.st)
 
     def _down_window(self):
         saved = self.st.get("dn")

@@ -109,8 +109,11 @@ class VirtualBoard:
         # The filesystem's size as on the chip (an ESP32 with 4 MB of flash gives MicroPython
         # a 2 MB partition), enforced with a pty console; None: the host's disk.
         self.flash_bytes = flash_bytes
+        # With a pty console: real seconds between a deep sleep and the wake (0: at once).
+        self.wake_pause_s = 0.0
         self.name = name
         self.heap = heap
+        self.vt_listeners = []    # called when the virtual clock moves (the LoRa air)
         self.vt = vt_start_us
         # ticks_* count from each boot, as on the chip; an offset starts them near the wrap.
         self.ticks_offset_us = ticks_offset_us
@@ -127,6 +130,8 @@ class VirtualBoard:
         for model in models:
             self.attach(model)
         self.pins = {}
+        self._irqs = {}           # pin -> [trigger, last level] for Pin.irq on a model's pin
+        self._stall_us = 0        # real time a model held the board still (see stall())
         self.pwm = {}
         self.runs = []
         self.log_path = Path(log_dir or self.flash.parent) / ("%s.console.log" % name)
@@ -145,6 +150,17 @@ class VirtualBoard:
         self._sock.bind(("127.0.0.1", 0))
         self._server = threading.Thread(target=self._serve, daemon=True)
         self._server.start()
+
+    @property
+    def vt(self):
+        """The board's virtual clock (µs): the latest time the firmware reported."""
+        return self._vt
+
+    @vt.setter
+    def vt(self, value):
+        self._vt = value
+        for listener in self.vt_listeners:
+            listener()
 
     # ------------------------------------------------------------ models and faults
 
@@ -253,6 +269,7 @@ class VirtualBoard:
         self.runs.append(run)
         self._run = run
         self._wdt = None
+        self._irqs = {}  # a new interpreter has registered no pin handlers yet
         heap = parse_size(self.heap) + SHIM_HEAP
         cmd = [mpybuild.micropython_binary(), "-X", "heapsize=%d" % heap,
                str(compiled_shim() / "_boot.py")]
@@ -314,6 +331,10 @@ class VirtualBoard:
                 raw_repl = self._pty.raw_repl
                 run_main = not raw_repl and run.exit_code != -signal.SIGINT
             self._after(run)
+            if run.end == "deepsleep" and self.wake_pause_s:
+                # A reader that cannot keep up with a board waking hundreds of times a second
+                # would lose lines, as a UART drops what nobody reads.
+                time.sleep(self.wake_pause_s)
 
     def wait(self, timeout=60.0):
         """Wait for the running interpreter to end, enforcing the watchdog in real time,
@@ -413,6 +434,9 @@ class VirtualBoard:
                     self._console.append("[host] %s failed: %r" % (data[:80], e))
             if reply is not None:  # None: a stuck peripheral, the transaction never ends
                 reply["seq"] = req.get("seq")  # which request this answers
+                self._irq_edges(reply, req.get("vt"))
+                if self._stall_us:
+                    reply["stall_us"], self._stall_us = self._stall_us, 0
                 self._sock.sendto(json.dumps(reply).encode(), addr)
 
     def _handle(self, req):
@@ -479,8 +503,38 @@ class VirtualBoard:
             return {"addrs": sorted(k[2] for k, m in self.models.items()
                                     if k[0] == "i2c" and k[1] == req["bus"] and m.answers(vt))}
         if op == "pin_irq":
+            model = self.models.get(("pin", req["pin"]))
+            if req.get("trigger") and model is not None:
+                self._irqs[req["pin"]] = [req["trigger"], self._level(model, vt)]
+            else:
+                self._irqs.pop(req["pin"], None)
+            return {}
+        if op == "irq_poll":  # the firmware slept: edges on its irq pins meanwhile
             return {}
         return self._device_op(op, req, vt)
+
+    def stall(self, seconds):
+        """A model held this board's request for `seconds` of real time (the LoRa air waiting
+        for the other boards): the chip saw none of it, so its clock does not advance."""
+        self._stall_us += int(seconds * 1e6)
+
+    @staticmethod
+    def _level(model, vt):
+        return getattr(model, "level", model.read)(vt)
+
+    def _irq_edges(self, reply, vt):
+        """Edges on pins with Pin.irq since the last request, as the pins' models drive them
+        (IRQ_RISING 1, IRQ_FALLING 2): the shim runs the handlers."""
+        if not self._irqs or vt is None:
+            return
+        fired = []
+        for pin, state in self._irqs.items():
+            level = self._level(self.models[("pin", pin)], vt)
+            if level != state[1] and state[0] & (1 if level else 2):
+                fired.append(pin)
+            state[1] = level
+        if fired:
+            reply["irq"] = fired
 
     def _pin(self, req, vt):
         model = self.models.get(("pin", req["pin"]))
@@ -536,9 +590,11 @@ def parse_size(text):
     return int(text.rstrip("KM")) * scale
 
 
-def deploy(flash_dir, packages=("protocol", "firmware"), *, config=None, key=None):
+def deploy(flash_dir, packages=("protocol", "firmware"), *, config=None, key=None,
+           firmware_dir=None):
     """Put firmware on a virtual board's flash as tools/flash does on a real one: boot.py and
-    main.py as source, every package compiled to .mpy under lib/, the config and the key."""
+    main.py as source, every package compiled to .mpy under lib/, the config and the key.
+    `firmware_dir` deploys another firmware folder (laid out as firmware/) instead."""
     flash = Path(flash_dir)
     flash.mkdir(parents=True, exist_ok=True)
     lib = flash / "lib"
@@ -546,7 +602,7 @@ def deploy(flash_dir, packages=("protocol", "firmware"), *, config=None, key=Non
         shutil.rmtree(lib)
     for package in packages:
         if package == "firmware":
-            src = mpybuild.ROOT / "firmware"
+            src = Path(firmware_dir) if firmware_dir else mpybuild.ROOT / "firmware"
             for name in ("boot.py", "main.py"):
                 shutil.copy(src / name, flash / name)
             for sub in sorted(p for p in src.iterdir() if p.is_dir() and p.name != "__pycache__"):

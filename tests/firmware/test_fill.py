@@ -147,3 +147,135 @@ def test_full_event_once_per_fill_and_threshold_by_downlink(make_board, receiver
     board.run(3)
     assert receiver.devices[ADDR].acks == {7: 0}
     assert [e for e in events(receiver) if e[0] == fill.EVENT_FULL] == [(fill.EVENT_FULL, 84)]
+
+
+# ---------------------------------------------------------------- thermometer and fire alarm
+
+def feed(temps, step_s=600, fire_c10=700, rise_c10=100, span_s=900):
+    """fire_step over a series of temperatures (°C) one interval apart: the events."""
+    alarm, window, out = None, [], []
+    for i, c in enumerate(temps):
+        alarm, changed = fill.fire_step(alarm, int(round(c * 10)), i * step_s, window,
+                                        fire_c10, rise_c10, span_s)
+        if changed:
+            out.append(("fire" if alarm is not None else "clear", i))
+    return out
+
+
+def test_fire_alarm_at_the_threshold_and_clear_only_after_cooling_by_the_hysteresis():
+    temps = [55, 60, 64, 71, 69, 67, 72, 66, 64, 40]
+    assert feed(temps) == [("fire", 3), ("clear", 8)]
+
+
+def test_a_fast_rise_below_the_threshold_is_an_alarm_until_it_falls_back():
+    # 12 K within one interval: a fire starting under the lid, long before 70 °C
+    # it clears once back within half the rise (5 K) of where it started (20.5 °C)
+    assert feed([20, 20.5, 32.5, 34, 31, 29, 26, 24]) == [("fire", 2), ("clear", 7)]
+
+
+def test_a_sunny_afternoon_warming_slowly_is_no_alarm():
+    assert feed([15 + 1.5 * i for i in range(24)]) == []  # 36 K in 4 h, up to 49.5 °C
+
+
+@given(st.lists(st.floats(-30, 120), min_size=1, max_size=60))
+def test_fire_events_alternate_and_an_alarm_means_hot_or_rising(temps):
+    events = feed(temps)
+    kinds = [k for k, _ in events]
+    assert kinds == ["fire", "clear"] * (len(kinds) // 2) + ["fire"] * (len(kinds) % 2)
+    for kind, i in events:
+        c = int(round(temps[i] * 10))
+        if kind == "fire":
+            before = [int(round(t * 10)) for t in temps[max(0, i - 1):i]]
+            assert c >= 700 or (before and c - min(before) >= 100)
+        else:
+            assert c < 650
+
+
+def test_fire_step_gives_the_same_results_on_micropython(micropython_apps):
+    for args in [(None, 725, 600, [0, 300], 700, 100, 900),
+                 (None, 330, 1200, [0, 200, 600, 205], 700, 100, 900),
+                 (300, 290, 1800, [1200, 330], 700, 100, 900)]:
+        got = micropython_apps.call("apps.fill.fire_step", *args)
+        assert list(got) == list(fill.fire_step(*args))
+
+
+def sht(board):
+    return board.model(("i2c", "i2c0", 0x44))
+
+
+def test_the_reading_carries_the_containers_air_temperature(make_board, receiver):
+    board = make_board(models=fill_kit.models(temperature_c=-7.5))
+    board.run(2)
+    for reading in fills(receiver):
+        assert abs(reading["temperature_c"] + 7.5) <= 0.2 and reading["fault"] == 0
+
+
+def test_the_speed_of_sound_follows_the_air_temperature(make_board, receiver):
+    # 35 K above the 20 °C an uncorrected node assumes: 6 % of 700 mm, 42 mm
+    board = make_board(models=fill_kit.models(distance_mm=700, temperature_c=55.0))
+    board.run(1)
+    assert abs(fills(receiver)[0]["distance_mm"] - 700) <= 2
+
+
+def test_a_fill_node_without_thermometer_works_as_before(make_board, receiver):
+    sensors = {k: v for k, v in fill_kit.SENSORS.items() if k != "thermometer"}
+    cfg = node_config("fill", addr=ADDR, gateway_port=receiver.port, sensors=sensors)
+    board = make_board(config=cfg, models=fill_kit.models(distance_mm=700, thermometer=False))
+    board.run(1)
+    reading, = fills(receiver)
+    assert reading["temperature_c"] is None and reading["fault"] == 0
+    assert abs(reading["distance_mm"] - 700) <= 2
+
+
+@pytest.mark.parametrize("fault", ["nack", "crc", "out_of_range", "stuck_value"])
+def test_thermometer_faults_are_the_aux_fault_and_clear(make_board, receiver, fault):
+    board = make_board(models=fill_kit.models(distance_mm=700, temperature_c=12.0))
+    board.run(1)
+    sht(board).fault = fault
+    board.run(fill.STUCK_READINGS if fault == "stuck_value" else 1)
+    sht(board).fault = None
+    board.run(1)
+    got = fills(receiver)
+    assert got[-2]["fault"] == schema.FAULT_AUX and got[-2]["temperature_c"] is None
+    assert abs(got[-2]["distance_mm"] - 700) <= 2  # the level is still measured
+    assert got[-1]["fault"] == 0 and abs(got[-1]["temperature_c"] - 12.0) <= 0.2
+    assert all(r.end == "deepsleep" for r in board.runs)
+
+
+def test_a_hung_thermometer_bus_is_reset_by_the_watchdog(make_board, receiver):
+    board = make_board(config=node_config("fill", addr=ADDR, gateway_port=receiver.port,
+                                          wdt_ms=1500))
+    sht(board).fault = "stuck"
+    assert board.run(1, timeout=20)[0].end == "watchdog"
+    sht(board).fault = None
+    assert board.run(1)[0].end == "deepsleep"
+    assert fills(receiver)[-1]["fault"] == 0
+
+
+def test_a_container_on_fire_raises_the_alarm_at_once_and_clears_after_it_cools(make_board,
+                                                                               receiver):
+    minute = 60 * 10**6
+
+    def air(vt):  # 18 °C; at 30 min a fire heats it 4 K a minute up to 110 °C, put out at 90 min
+        m = vt / minute
+        if m < 30:
+            return 18.0
+        if m < 90:
+            return min(110.0, 18.0 + 4 * (m - 30))
+        return max(18.0, 110.0 - 3 * (m - 90))
+
+    board = make_board(models=fill_kit.models(distance_mm=900, temperature_c=air))
+    runs = board.run(24)  # 4 h at 10 min
+    got = events(receiver)
+    fires = [e for e in got if e[0] == fill.EVENT_FIRE]
+    clears = [e for e in got if e[0] == fill.EVENT_FIRE_CLEAR]
+    assert len(fires) == 1 and len(clears) == 1
+    # the first wake after the fire started sees the fast rise (well below 70 °C)
+    first_hot = next(i for i, r in enumerate(runs) if air(r.vt_start) > 30)
+    readings = fills(receiver)
+    assert readings[first_hot]["temperature_c"] < 70 and fires[0][1] == round(
+        readings[first_hot]["temperature_c"])
+    assert all(r["temperature_c"] <= 85 for r in readings)  # clamped to the field's range
+    assert max(r["temperature_c"] for r in readings) == 85
+    assert clears[0][1] < 65
+    assert all(abs(r["distance_mm"] - 900) <= 3 for r in readings)

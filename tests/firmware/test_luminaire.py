@@ -155,12 +155,6 @@ def events(receiver):
             if kind == "event"]
 
 
-# A whole night, the first cycle after a reset with RTC state, or several commands in one
-# reply window can run out of the default 96K heap (fragmentation over hours of ticks): those
-# tests run with this heap until the node's footprint shrinks. Short runs use 96K.
-ROOMY_HEAP = "112K"
-
-
 def lum_board(make_board, receiver, start_h, models=None, settings=None, heap="96K",
               **changes):
     cfg = node_config("luminaire", addr=ADDR, gateway_port=receiver.port,
@@ -190,8 +184,7 @@ def test_a_night_switches_at_dusk_follows_the_profile_boosts_on_motion_and_ends_
     motion_at = 24 * HOUR + 5 * MIN  # someone walks by at 00:05, in the 50 % part
     models = kit.models(motions=[motion_at, motion_at + 2 * 10**6])
     meter, pir = models[0], models[2]
-    board = lum_board(make_board, receiver, 18.5, models=models, settings={"tick_ms": 2000},
-                      heap=ROOMY_HEAP)
+    board = lum_board(make_board, receiver, 18.5, models=models, settings={"tick_ms": 2000})
     try:
         until(board, receiver, lambda rx: any(r["level_pct"] for r in luminaires(rx))
               and luminaires(rx)[-1]["level_pct"] == 0, timeout=40)
@@ -289,7 +282,7 @@ def test_a_failed_light_sensor_is_aux_and_the_lamp_keeps_its_state(make_board, r
 
 def test_a_hung_light_sensor_is_reset_by_the_watchdog_and_the_node_comes_back(
         make_board, receiver):
-    board = lum_board(make_board, receiver, 21.0, interval_s=60, wdt_ms=2000, heap=ROOMY_HEAP)
+    board = lum_board(make_board, receiver, 21.0, interval_s=60, wdt_ms=2000)
     light = board.model(("i2c", "i2c0", 0x23))
     try:
         until(board, receiver, lambda rx: len(luminaires(rx)) >= 1)
@@ -305,7 +298,7 @@ def test_a_hung_light_sensor_is_reset_by_the_watchdog_and_the_node_comes_back(
 
 
 def test_dim_override_profile_and_thresholds_are_applied_and_acknowledged(make_board, receiver):
-    board = lum_board(make_board, receiver, 12.0, interval_s=60, heap=ROOMY_HEAP)
+    board = lum_board(make_board, receiver, 12.0, interval_s=60)
     meter = board.model(("uart", "uart2"))
     device = receiver.devices[ADDR]
     try:

@@ -19,6 +19,7 @@ _vt0 = 0
 _slept = 0
 _seq = 0
 _wdt = [None, 0]  # timeout (us), virtual time of the last feed
+irqs = {}  # pin id -> (Pin, handler) registered with Pin.irq
 boot = {}
 
 
@@ -41,7 +42,7 @@ def now_us():
 def request(op, _reply_size=512, _final=False, **args):
     """One transaction with the host. A final one (a deep sleep, a reset) ends the run: with a
     pty console the host stops the process instead of answering it."""
-    global _seq
+    global _seq, _slept
     _seq += 1
     args["op"] = op
     args["vt"] = now_us()
@@ -63,7 +64,22 @@ def request(op, _reply_size=512, _final=False, **args):
     if "halt" in reply:
         # The host ended this run (reset, brown-out, watchdog): stop like a chip losing power.
         sys.exit(reply["halt"])
+    if "stall_us" in reply:
+        # The host held this request while other boards caught up: no time for the chip.
+        _slept -= reply["stall_us"]
+    if "irq" in reply:
+        _dispatch(reply["irq"])
     return reply
+
+
+def _dispatch(pins):
+    # As on the ESP32 port, a pin's handler runs as a scheduled callback, between two
+    # bytecodes of whatever the firmware does when the edge is seen.
+    import micropython
+    for pin in pins:
+        entry = irqs.get(pin)
+        if entry is not None:
+            micropython.schedule(entry[1], entry[0])
 
 
 def start():
@@ -91,6 +107,9 @@ def sleep_us(us):
         _slept += fed + timeout - now_us()
         request("watchdog", _final=True)
     _slept += us
+    if irqs:
+        # An edge during the sleep runs its handler at once on the chip: ask the host.
+        request("irq_poll")
 
 
 def wdt_start(timeout_us):

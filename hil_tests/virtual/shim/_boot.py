@@ -17,8 +17,10 @@ _board.start()
 # the board's ROM, is mounted read-only at /rom: no path the firmware or mpremote uses can
 # reach the host's own files.
 _rom = __file__.rsplit("/", 1)[0]
-if _board.boot.get("pty"):
-    _fs = __import__("_flashfs").Flash(os.getcwd(), _board.boot.get("flash_bytes"))
+if _board.boot.get("flash_bytes"):
+    _fs = __import__("_flashfs").SizedFlash(os.getcwd(), _board.boot["flash_bytes"])
+elif _board.boot.get("pty"):
+    _fs = __import__("_flashfs").Flash(os.getcwd())
 else:
     _fs = vfs.VfsPosix(os.getcwd())
 vfs.umount("/")

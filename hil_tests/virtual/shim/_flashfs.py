@@ -12,17 +12,21 @@ def _blocks(size):
 
 
 class Flash(vfs.VfsPosix):
-    def __init__(self, root, size=None):
-        super().__init__(root)
-        self._root = root
-        self._size = size  # bytes; None: the host's disk, unbounded
-
     def ilistdir(self, path):
         # The unix port lists (name, type, inode); an ESP32's filesystem adds the size,
         # which `mpremote fs ls` shows.
         for entry in super().ilistdir(path):
             size = 0 if entry[1] == _DIR else self.stat(path.rstrip("/") + "/" + entry[0])[6]
             yield entry[:3] + (size,)
+
+
+class SizedFlash(Flash):
+    """A flash of a chip's size (`VirtualBoard(flash_bytes=...)`). A class of its own, so
+    that a board of unbounded size runs no Python code on every open."""
+
+    def __init__(self, root, size):
+        super().__init__(root)
+        self._size = size
 
     def _used_blocks(self, path="/"):
         used = 0
@@ -32,15 +36,13 @@ class Flash(vfs.VfsPosix):
         return used
 
     def statvfs(self, path):
-        if self._size is None:
-            return super().statvfs(path)
         total = self._size // _BLOCK
         free = max(0, total - self._used_blocks())
         return (_BLOCK, _BLOCK, total, free, free, 0, 0, 0, 0, 255)
 
     def open(self, path, mode):
         f = super().open(path, mode)
-        if self._size is None or ("w" not in mode and "a" not in mode):
+        if "w" not in mode and "a" not in mode:
             return f
         return _Bounded(f, self._size // _BLOCK - self._used_blocks(), self.stat(path)[6]
                         if "a" in mode else 0)

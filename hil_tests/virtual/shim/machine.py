@@ -118,10 +118,14 @@ class Pin:
         self.value(0)
 
     def irq(self, handler=None, trigger=3, wake=None):
-        # Edges are delivered when the firmware next asks the host anything; a sensor node
-        # polls between sleeps, so this is how soon an ESP32 would run the handler too.
+        # Edges a device model drives are seen when the firmware next asks the host anything
+        # or ends a sleep; the handler then runs as a scheduled callback, as on the ESP32.
         self._handler = handler
-        _board.request("pin_irq", pin=self.id, trigger=trigger)
+        if handler is None:
+            _board.irqs.pop(self.id, None)
+        else:
+            _board.irqs[self.id] = (self, handler)
+        _board.request("pin_irq", pin=self.id, trigger=trigger if handler else 0)
         return self
 
     def __repr__(self):

@@ -1,0 +1,149 @@
+# LoRa transport: one frame per LoRa packet on an EU868 channel, within the sub-band's duty
+# cycle, then a receive window for the gateway's receipt and commands (class A style).
+# The rules and timings are in eu868.py; the radio is net/sx127x.py.
+import gc
+import random
+import time
+
+import machine
+
+from net import LinkDown
+from protocol import schema
+
+# The plan (eu868), the radio driver and the downlink code load in up(), once the node has
+# let its sensors go: on a 96 KB heap the two do not fit side by side.
+eu868 = None
+open_downlink = None
+
+_TX_SLACK_MS = 100  # beyond the airtime, before a missing TxDone counts as a radio fault
+
+
+def _clock_ms():
+    # The RTC clock keeps running through deep sleep (ticks start again at every boot),
+    # so an off time booked before a sleep still holds after it.
+    return time.time_ns() // 1000000
+
+
+class LoraLink:
+    name = "lora"
+
+    def __init__(self, cfg, keys, energy, feed, state, save_state):
+        self._cfg = cfg["lora"]
+        self._keys = keys
+        self._addr = cfg["addr"]
+        self._energy = energy
+        self._feed = feed
+        self._state = state  # the RTC state dict: the budget lives under "dc"
+        self._save_state = save_state
+        self._budget = None
+        self._radio = None
+
+    def up(self):
+        global eu868, open_downlink
+        if self._radio is None:
+            gc.collect()  # the app's garbage gone first, the radio's code lies in one piece
+            from net import eu868
+            from net.downlink import open_downlink
+            from net.sx127x import SX127x, RadioError
+            self._budget = eu868.Budget(self._state.get("dc"), self._cfg["bands"])
+            c = self._cfg
+            try:
+                spi = machine.SPI(c["spi"], baudrate=c["baudrate"], sck=machine.Pin(c["sck"]),
+                                  mosi=machine.Pin(c["mosi"]), miso=machine.Pin(c["miso"]))
+                self._radio = SX127x(spi, machine.Pin(c["cs"]), machine.Pin(c["reset"]),
+                                     machine.Pin(c["dio0"]), freq_hz=c["channels"][0],
+                                     sf=c["sf"], bw_hz=c["bw_hz"], cr=c["cr"],
+                                     power_dbm=c["power_dbm"], preamble=c["preamble"])
+            except (RadioError, OSError) as e:
+                raise LinkDown("lora: radio not available (%s)" % e)
+
+    def _channel(self, airtime_ms):
+        """A channel whose sub-band is open, waiting up to max_wait_ms for one; LinkDown if
+        none opens in time. Never sends on a closed sub-band."""
+        c = self._cfg
+        wait = self._budget.soonest_ms(c["channels"], _clock_ms())
+        if wait > c["max_wait_ms"]:
+            raise LinkDown("lora: duty cycle, next channel free in %d s" % (wait // 1000 + 1))
+        while wait > 0:
+            self._feed()
+            time.sleep_ms(min(wait, 1000))
+            wait = self._budget.soonest_ms(c["channels"], _clock_ms())
+        freq = eu868.pick_channel(c["channels"], self._budget, _clock_ms(),
+                                  random.getrandbits(16))
+        if freq is None:
+            raise LinkDown("lora: duty cycle")
+        return freq
+
+    def send(self, data, fcnt, window):
+        """Send one frame; return (delivered, [command dicts]) from the receive windows."""
+        c = self._cfg
+        radio = self._radio
+        if len(data) > c["max_payload"]:
+            raise LinkDown("lora: frame of %d bytes is over %d at SF%d"
+                           % (len(data), c["max_payload"], c["sf"]))
+        toa = eu868.time_on_air_ms(len(data), radio.sf, radio.bw_hz, radio.cr, radio.preamble)
+        freq = self._channel(toa)
+        radio.configure(freq_hz=freq, invert_iq=False)
+        budget = self._budget
+        # Booked and kept in RTC memory before the radio keys up (as if it started as late
+        # as the send may take), so a reset during the transmission cannot forget it...
+        budget.spend(freq, toa, _clock_ms() + _TX_SLACK_MS)
+        self._keep_budget()
+        try:
+            end_us = radio.send(data, int(toa) + _TX_SLACK_MS, toa)
+        except OSError as e:
+            raise LinkDown("lora: send failed (%s)" % e)
+        finally:
+            self._energy.add("tx", int(toa) + 1)
+        # ...and booked again from the real end of the transmission.
+        budget.ended(freq, toa, _clock_ms())
+        self._keep_budget()
+        radio.configure(invert_iq=True)
+        delivered, commands = False, []
+        expected = 1
+        while expected > 0:
+            payload = self._window(end_us)
+            if payload is None:
+                break
+            expected -= 1
+            message = open_downlink(payload[0], self._keys, self._addr, window, "lora")
+            end_us = payload[3]
+            if message is None:
+                continue
+            kind, body = message
+            if kind == schema.RECEIPT and body["fcnt"] == fcnt:
+                delivered = True
+                expected += body.get("commands") or 0
+            elif kind == schema.COMMAND:
+                commands.append(body)
+        radio.sleep()
+        return delivered, commands
+
+    def _keep_budget(self):
+        self._state["dc"] = self._budget.open_at
+        self._save_state()
+
+    def _window(self, end_us):
+        """Listen in the receive window that follows a transmission or downlink that ended
+        at end_us (time.ticks_us); the packet (payload, rssi, snr_x4, ticks_us) or None."""
+        c = self._cfg
+        radio = self._radio
+        start, header, longest = eu868.rx_timing(c["rx_delay_ms"], c["rx_margin_ms"],
+                                                 c["rx_window_ms"], radio.sf, radio.bw_hz,
+                                                 radio.cr, radio.preamble)
+        late_ms = time.ticks_diff(time.ticks_us(), end_us) // 1000
+        if late_ms < start:
+            time.sleep_ms(start - late_ms)
+            late_ms = time.ticks_diff(time.ticks_us(), end_us) // 1000
+        if late_ms > header:
+            return None  # the window went by while we were busy
+        began = time.ticks_ms()
+        # Polling once a symbol is often enough: the packet waits in the FIFO.
+        step = max(1, int(radio.symbol_ms()))
+        packet = radio.recv(longest - late_ms, header - late_ms, step)
+        self._energy.timed("rx", began)
+        return packet
+
+    def close(self):
+        if self._radio is not None:
+            self._radio.sleep()
