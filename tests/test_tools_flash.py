@@ -275,3 +275,23 @@ def test_a_board_whose_flash_is_too_small_is_refused_before_anything_is_written(
     assert done.stderr.startswith("tools/flash: disk full: the board's flash at %s has "
                                   % board.port), done.stderr
     assert not (board.flash / "lib").exists() and not fleet.inventory.exists()
+
+
+def test_the_transports_option_writes_the_links_in_order_with_the_boards_radio_wiring():
+    from hil_tests.virtual.kits import LORA_PINS
+    from tools import flash
+    dev = inventory.Device(id="fill-0001", kind="fill", addr=1, key_file="")
+    base = ["--port", "/dev/ttyUSB0", "--device", "fill-0001", "--inventory", "f.toml",
+            "--no-firmware"]
+    lora_only = flash.node_config(dev, flash.parse(base + ["--transports", "lora",
+                                                           "--lora-sf", "10"]))
+    assert lora_only["transports"] == ["lora"] and "wifi" not in lora_only
+    assert lora_only["lora"] == dict(LORA_PINS, sf=10)
+    both = flash.node_config(dev, flash.parse(base + ["--transports", "lora,wifi",
+                                                      "--gateway", "10.0.0.2:4700"]))
+    assert both["transports"] == ["lora", "wifi"]
+    assert both["wifi"]["gateway"] == "10.0.0.2" and both["lora"]["sf"] == 9
+    for bad in (["--transports", "wifi"], ["--transports", "lora,lora"],
+                ["--transports", "zigbee"]):
+        with pytest.raises(SystemExit):
+            flash.parse(base + bad)  # wifi without --gateway; a repeat; an unknown link

@@ -87,16 +87,21 @@ def build(out):
 def node_config(dev, args):
     """config.json for a device (see firmware/README.md), from its inventory record and the
     wiring of its kind."""
-    from hil_tests.virtual.kits import kit  # the reference wiring of each kind's board
+    from hil_tests.virtual.kits import LORA_PINS, kit  # the reference wiring of each kind
     k = kit(dev.kind)
     settings = dict(k.SETTINGS)
     settings.update(dev.settings)
-    wifi = {"ssid": args.wifi_ssid, "gateway": args.gateway[0], "port": args.gateway[1]}
-    if os.environ.get("CITYEDGE_WIFI_PASSWORD"):
-        wifi["password"] = os.environ["CITYEDGE_WIFI_PASSWORD"]
-    return {"device_id": dev.id, "addr": dev.addr_hex, "kind": dev.kind,
-            "interval_s": dev.interval_s, "power": k.POWER, "transports": ["wifi"],
-            "wifi": wifi, "sensors": dict(k.SENSORS), "settings": settings}
+    cfg = {"device_id": dev.id, "addr": dev.addr_hex, "kind": dev.kind,
+           "interval_s": dev.interval_s, "power": k.POWER, "transports": args.transports,
+           "sensors": dict(k.SENSORS), "settings": settings}
+    if "wifi" in args.transports:
+        cfg["wifi"] = {"ssid": args.wifi_ssid, "gateway": args.gateway[0],
+                       "port": args.gateway[1]}
+        if os.environ.get("CITYEDGE_WIFI_PASSWORD"):
+            cfg["wifi"]["password"] = os.environ["CITYEDGE_WIFI_PASSWORD"]
+    if "lora" in args.transports:
+        cfg["lora"] = dict(LORA_PINS, sf=args.lora_sf)
+    return cfg
 
 
 # ----------------------------------------------------------------------- the board
@@ -422,6 +427,13 @@ def gateway_address(text):
     return host, int(port)
 
 
+def transports(text):
+    links = text.split(",")
+    if not links or len(set(links)) != len(links) or not set(links) <= {"wifi", "lora"}:
+        raise argparse.ArgumentTypeError("expected wifi, lora, lora,wifi or wifi,lora")
+    return links
+
+
 def address(text):
     if len(text) != 6 or any(c not in "0123456789abcdefABCDEF" for c in text):
         raise argparse.ArgumentTypeError("expected 6 hex digits, e.g. 12ab34")
@@ -444,8 +456,13 @@ def parse(argv):
                    "(default fill); with --batch, only planned devices of this kind")
     p.add_argument("--addr", type=address, help="6 hex digits for a new device (default: the "
                    "lowest free address)")
-    p.add_argument("--gateway", type=gateway_address, required=True, metavar="HOST:PORT",
-                   help="where the node sends (UDP over Wi-Fi)")
+    p.add_argument("--gateway", type=gateway_address, metavar="HOST:PORT",
+                   help="where the node sends over Wi-Fi (UDP); needed with the wifi transport")
+    p.add_argument("--transports", type=transports, default=["wifi"], metavar="LIST",
+                   help="the links in the order the node tries them: wifi (default), lora, "
+                   "lora,wifi or wifi,lora")
+    p.add_argument("--lora-sf", type=int, choices=range(7, 13), default=9, metavar="7..12",
+                   help="LoRa spreading factor (default 9)")
     p.add_argument("--wifi-ssid", default="city", help="the Wi-Fi network (default city); the "
                    "password comes from $CITYEDGE_WIFI_PASSWORD")
     fw = p.add_mutually_exclusive_group(required=True)
@@ -464,6 +481,8 @@ def parse(argv):
     p.add_argument("--step-timeout", type=float, help="seconds a copy to the board may take "
                    "before the board counts as gone (default: 20 s plus 1 s per 4 KB)")
     args = p.parse_args(argv)
+    if "wifi" in args.transports and not args.gateway:
+        p.error("the wifi transport needs --gateway HOST:PORT")
     if args.batch:
         if args.device or args.addr is not None or args.rekey:
             p.error("--batch takes its devices from the inventory: no --device, --addr or "
@@ -573,8 +592,10 @@ def dry_run(args):
                 "rekey": "a new key (--rekey; key_epoch %d -> %d)" % (dev.key_epoch,
                                                                      dev.key_epoch + 1),
                 None: "the key in %s" % (dev.key_file_as_written or dev.key_file)}[change]
-    say("4. write config.json (%s, %s, address %s, gateway %s:%d) and device.key: %s"
-        % (dev.id, dev.kind, dev.addr_hex, args.gateway[0], args.gateway[1], key_note))
+    links = ", ".join("Wi-Fi to %s:%d" % args.gateway if t == "wifi" else
+                      "LoRa SF%d" % args.lora_sf for t in args.transports)
+    say("4. write config.json (%s, %s, address %s, %s) and device.key: %s"
+        % (dev.id, dev.kind, dev.addr_hex, links, key_note))
     say("5. inventory %s: %s" % (args.inventory, {
         "add": "add %s (key file %s, mode 0600)" % (dev.id, dev.key_file_as_written),
         "provision": "record the key of planned %s (key file keys/%s.key, mode 0600)"
