@@ -9,7 +9,6 @@ import logging
 import os
 import time
 
-from protocol import airtime
 
 from gateway.ingress import rx_windows
 from gateway.ingress import semtech_packets as sp
@@ -23,39 +22,25 @@ log = logging.getLogger("gateway.ingress.semtech")
 _TX_ACK_WAIT_S = 30.0
 
 
-class _Reply:
+class _Reply(rx_windows.WindowReply):
     """Sends the downlinks of one uplink's receive window through the gateway that heard
     it, each at its time in the node's receive windows (rx_windows.schedule_us)."""
 
-    __slots__ = ("ingress", "eui", "radio", "sizes", "refused")
+    __slots__ = ("eui",)
 
     def __init__(self, ingress, eui, radio):
-        self.ingress = ingress
+        super().__init__(ingress, radio)
         self.eui = eui
-        self.radio = radio
-        self.sizes = []
-        self.refused = False  # once one downlink is refused, the node stops listening
 
-    def __call__(self, data):
-        try:
-            self._send(data)
-        except Exception as e:  # called by the pipeline: a bug here must not stop it
-            log.exception("downlink_error", extra={"fields": {"device": "unknown",
-                                                              "reason": repr(e)}})
-            self.ingress._downlink_error(data, "internal_error")
+    def _failed(self, data, reason):
+        self.ingress._downlink_error(self.eui, data, reason)
 
     def _send(self, data):
         r, ing = self.radio, self.ingress
-        self.sizes.append(len(data))
-        cr = rx_windows.cr_index(r["cr"])
-        tmst = rx_windows.schedule_us(r["tmst"], self.sizes, sf=r["sf"], bw_khz=r["bw"],
-                                      cr=cr, rx_delay_us=ing.rx1_delay_us)[-1]
+        tmst, airtime_s = self.next_slot(data, ing.rx1_delay_us)
         budget, clock = ing.budget(self.eui)
-        if self.refused or not budget.take(
-                r["frequency"], airtime.time_on_air_ms(len(data), r["sf"], r["bw"], cr) / 1000,
-                clock.seconds(tmst)):
-            self.refused = True
-            return ing._downlink_error(self.eui, data, "duty_cycle")
+        if self.refused or not budget.take(r["frequency"], airtime_s, clock.seconds(tmst)):
+            return self.refuse(data)
         ing.send_downlink(self.eui, data, sp.txpk(
             data, tmst=tmst, frequency=r["frequency"], sf=r["sf"], bw=r["bw"], cr=r["cr"],
             power_dbm=ing.tx_power_dbm))

@@ -8,7 +8,6 @@ import collections
 import logging
 import time
 
-from protocol import airtime
 
 from gateway.ingress import bridge_lines as bl
 from gateway.ingress import rx_windows
@@ -22,36 +21,16 @@ log = logging.getLogger("gateway.ingress.serial")
 _ANSWER_WAIT_S = 15.0
 
 
-class _Reply:
+class _Reply(rx_windows.WindowReply):
     """Queues the downlinks of one uplink's receive window on the bridge that heard it."""
 
-    __slots__ = ("ingress", "radio", "sizes", "refused")
-
-    def __init__(self, ingress, radio):
-        self.ingress = ingress
-        self.radio = radio
-        self.sizes = []
-        self.refused = False  # once one downlink is refused, the node stops listening
-
-    def __call__(self, data):
-        try:
-            self._send(data)
-        except Exception as e:  # called by the pipeline: a bug here must not stop it
-            log.exception("downlink_error", extra={"fields": {"device": "unknown",
-                                                              "reason": repr(e)}})
-            self.ingress._downlink_error(data, "internal_error")
+    __slots__ = ()
 
     def _send(self, data):
         r, ing = self.radio, self.ingress
-        self.sizes.append(len(data))
-        cr = rx_windows.cr_index(r["cr"])
-        tmst = rx_windows.schedule_us(r["tmst"], self.sizes, sf=r["sf"], bw_khz=r["bw"],
-                                      cr=cr, rx_delay_us=ing.rx_delay_us)[-1]
-        if self.refused or not ing.budget.take(
-                r["frequency"], airtime.time_on_air_ms(len(data), r["sf"], r["bw"], cr) / 1000,
-                ing.clock.seconds(tmst)):
-            self.refused = True
-            return ing._downlink_error(data, "duty_cycle")
+        tmst, airtime_s = self.next_slot(data, ing.rx_delay_us)
+        if self.refused or not ing.budget.take(r["frequency"], airtime_s, ing.clock.seconds(tmst)):
+            return self.refuse(data)
         ing.queue_downlink(data, bl.dn(data, tmst=tmst, frequency=r["frequency"], sf=r["sf"],
                                        bw_khz=r["bw"], cr=r["cr"], power_dbm=ing.tx_power_dbm))
 

@@ -8,7 +8,6 @@ import asyncio
 import logging
 import time
 
-from protocol import airtime
 
 from gateway.ingress import rx_windows, spi_adapter
 from gateway.ingress.duty_cycle import TxBudget
@@ -31,35 +30,15 @@ def full_tmst(tmst32, now_us):
     return now_us + (((tmst32 - now_us) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
-class _Reply:
-    __slots__ = ("ingress", "radio", "sizes", "refused")
-
-    def __init__(self, ingress, radio):
-        self.ingress = ingress
-        self.radio = radio
-        self.sizes = []
-        self.refused = False  # once one downlink is refused, the node stops listening
-
-    def __call__(self, data):
-        try:
-            self._send(data)
-        except Exception as e:  # called by the pipeline: a bug here must not stop it
-            log.exception("downlink_error", extra={"fields": {"device": "unknown",
-                                                              "reason": repr(e)}})
-            self.ingress._downlink_error(data, "internal_error")
+class _Reply(rx_windows.WindowReply):
+    __slots__ = ()
 
     def _send(self, data):
-        r, ing = self.radio, self.ingress
-        self.sizes.append(len(data))
-        cr = rx_windows.cr_index(r["cr"])
-        tmst = rx_windows.schedule_us(r["tmst"], self.sizes, sf=r["sf"], bw_khz=r["bw"],
-                                      cr=cr, rx_delay_us=ing.rx_delay_us)[-1]
+        ing = self.ingress
+        tmst, airtime_s = self.next_slot(data, ing.rx_delay_us)
         start = full_tmst(tmst, ing.clock.ticks_us())
-        if self.refused or not ing.budget.take(
-                r["frequency"], airtime.time_on_air_ms(len(data), r["sf"], r["bw"], cr) / 1000,
-                start / 1e6):
-            self.refused = True
-            return ing._downlink_error(data, "duty_cycle")
+        if self.refused or not ing.budget.take(self.radio["frequency"], airtime_s, start / 1e6):
+            return self.refuse(data)
         ing.queue_downlink(data, tmst)
 
 
