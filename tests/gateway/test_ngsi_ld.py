@@ -129,3 +129,27 @@ def test_batched_readings_upsert_the_newest_state(tmp_path, fleet):
         e = cb.entities["urn:ngsi-ld:WasteContainer:%s" % devices[0].id]
         assert e["fillingLevel"]["value"] == 0.02  # the newest of the batch: 4 / 2 %
         assert cb.invalid == []
+
+
+def test_a_fire_alarm_and_a_reading_in_one_batch_both_reach_the_container():
+    import json
+    from types import SimpleNamespace
+
+    from gateway.forwarders.ngsi_ld import NgsiLdForwarder
+    device = Device(id="glass-1", kind="fill", addr=1, key_file="",
+                    location=Location(52.37, 4.89))
+    forwarder = SimpleNamespace(
+        registry=SimpleNamespace(by_id={"glass-1": SimpleNamespace(device=device)}),
+        config=SimpleNamespace(co2_entity="IndoorEnvironmentObserved", context=None))
+    reading = {"kind": "fill", "observed": "2026-01-02T03:00:00.000Z",
+               "values": {"fill_level": 0.5, "temperature_c": 71.0}}
+    alarm = {"kind": "event", "observed": "2026-01-02T03:00:00.000Z",
+             "values": {"event": "fire", "value": 71}}
+    older = dict(reading, observed="2026-01-02T02:50:00.000Z",
+                 values={"fill_level": 0.4, "temperature_c": 20.0})
+    rows = [(seq, "k%d" % seq, "glass-1", body["kind"], 0.0, json.dumps(body))
+            for seq, body in enumerate((reading, alarm, older))]
+    entity, = NgsiLdForwarder.entities(forwarder, rows)
+    assert entity["status"]["value"] == "burning"
+    assert entity["fillingLevel"]["value"] == 0.5  # the newest reading, not the older one
+    assert validate(entity) == []
