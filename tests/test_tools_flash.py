@@ -190,8 +190,9 @@ def test_a_busy_port_and_a_version_mismatch_are_refused_before_anything_is_writt
         assert flash.main(args) == 1
     finally:
         holder.close()
-    assert capsys.readouterr().err == ("tools/flash: port %s is busy: close the serial monitor "
-                                       "(or other tool) using it\n" % board.port)
+    err = capsys.readouterr().err
+    assert err.startswith("tools/flash: port %s is busy: close the serial monitor (or other "
+                          "tool) using it (" % board.port) and "exclusively lock" in err, err
     assert flash.board_mpy_version(2822) == (6, 3)  # the unix port's x64 6.3
     monkeypatch.setattr(flash, "mpy_cross_version", lambda: (6, 1))
     assert flash.main(args) == 1

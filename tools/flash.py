@@ -42,6 +42,7 @@ MPREMOTE = str(BIN / "mpremote") if (BIN / "mpremote").exists() else "mpremote"
 FIRMWARE_ADDR = "0x1000"
 WATCH_TIMEOUT_S = 90
 REPL_TIMEOUT_S = 6
+BUSY_WAIT_S = 2  # ModemManager and udev probe a newly plugged port for a moment
 
 
 class FlashError(Exception):
@@ -207,7 +208,7 @@ def run_mpremote(port, *args, timeout=120, on_line=None):
                              "with --firmware IMAGE.bin" % port)
         if "busy" in low or "resource temporarily unavailable" in low:
             raise FlashError("port %s is busy: close the serial monitor (or other tool) using "
-                             "it" % port)
+                             "it (mpremote: %s)" % (port, said.splitlines()[-1]))
         if "enospc" in low or "errno 28" in low:
             raise FlashError("disk full: the board's flash at %s filled up during the copy: "
                              "erase it with --firmware IMAGE.bin, or remove old files "
@@ -223,20 +224,28 @@ def check_port(port):
         raise FlashError("port %s not found: is the board plugged in? (ls /dev/ttyUSB* "
                          "/dev/ttyACM*)" % port)
     import serial
-    try:
-        s = serial.Serial()
-        s.port, s.baudrate, s.exclusive = port, 115200, True
-        s.dtr = s.rts = False  # never pulse the reset lines here
-        s.open()
-    except serial.SerialException as e:
-        text = str(e)
-        if "lock" in text.lower() or "busy" in text.lower():
-            raise FlashError("port %s is busy: close the serial monitor (or other tool) using "
-                             "it" % port) from None
-        if "Permission denied" in text:
-            raise FlashError("no permission to open %s: add yourself to the dialout group "
-                             "(sudo usermod -aG dialout $USER, then log in again)" % port) from None
-        raise FlashError("cannot open port %s: %s" % (port, text)) from None
+    deadline = time.monotonic() + BUSY_WAIT_S
+    while True:
+        try:
+            s = serial.Serial()
+            s.port, s.baudrate, s.exclusive = port, 115200, True
+            s.dtr = s.rts = False  # never pulse the reset lines here
+            s.open()
+            break
+        except serial.SerialException as e:
+            text = str(e)
+            busy = "lock" in text.lower() or "busy" in text.lower()
+            if busy and time.monotonic() < deadline:
+                time.sleep(0.2)  # a port just plugged in or let go may be held for a moment
+                continue
+            if busy:
+                raise FlashError("port %s is busy: close the serial monitor (or other tool) "
+                                 "using it (%s)" % (port, text)) from None
+            if "Permission denied" in text:
+                raise FlashError("no permission to open %s: add yourself to the dialout group "
+                                 "(sudo usermod -aG dialout $USER, then log in again)"
+                                 % port) from None
+            raise FlashError("cannot open port %s: %s" % (port, text)) from None
     try:  # a MicroPython REPL must answer: interrupt whatever runs, ask for the raw REPL
         s.timeout = 0.2
         got, deadline = b"", time.monotonic() + REPL_TIMEOUT_S
