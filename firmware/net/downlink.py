@@ -19,3 +19,26 @@ def open_downlink(data, keys, addr, window, link_name):
     except ProtocolError as e:
         print("%s: downlink dropped: %s" % (link_name, e))
         return None
+
+
+def reply_window(receive, keys, addr, fcnt, window, link_name):
+    """(delivered, [command dicts]) from one uplink's reply window. receive() gives the next
+    downlink's bytes, or None once the window closed. The receipt for uplink `fcnt` says
+    how many commands follow it in the same window."""
+    delivered, commands = False, []
+    expected = 1
+    while expected > 0:
+        data = receive()
+        if data is None:
+            break
+        expected -= 1
+        message = open_downlink(data, keys, addr, window, link_name)
+        if message is None:
+            continue
+        kind, body = message
+        if kind == schema.RECEIPT and body["fcnt"] == fcnt:
+            delivered = True
+            expected += body.get("commands") or 0
+        elif kind == schema.COMMAND:
+            commands.append(body)
+    return delivered, commands

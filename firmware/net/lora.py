@@ -8,12 +8,11 @@ import time
 import machine
 
 from net import LinkDown
-from protocol import schema
 
 # The plan (eu868), the radio driver and the downlink code load in up(), once the node has
 # let its sensors go: on a 96 KB heap the two do not fit side by side.
 eu868 = None
-open_downlink = None
+reply_window = None
 
 _TX_SLACK_MS = 100  # beyond the airtime, before a missing TxDone counts as a radio fault
 
@@ -39,11 +38,11 @@ class LoraLink:
         self._radio = None
 
     def up(self):
-        global eu868, open_downlink
+        global eu868, reply_window
         if self._radio is None:
             gc.collect()  # the app's garbage gone first, the radio's code lies in one piece
             from net import eu868
-            from net.downlink import open_downlink
+            from net.downlink import reply_window
             from net.sx127x import SX127x, RadioError
             self._budget = eu868.Budget(self._state.get("dc"), self._cfg["bands"])
             c = self._cfg
@@ -99,23 +98,16 @@ class LoraLink:
         budget.ended(freq, toa, _clock_ms())
         self._keep_budget()
         radio.configure(invert_iq=True)
-        delivered, commands = False, []
-        expected = 1
-        while expected > 0:
-            payload = self._window(end_us)
+        end = [end_us]  # each downlink's window opens after the previous one ended
+
+        def receive():
+            payload = self._window(end[0])
             if payload is None:
-                break
-            expected -= 1
-            message = open_downlink(payload[0], self._keys, self._addr, window, "lora")
-            end_us = payload[3]
-            if message is None:
-                continue
-            kind, body = message
-            if kind == schema.RECEIPT and body["fcnt"] == fcnt:
-                delivered = True
-                expected += body.get("commands") or 0
-            elif kind == schema.COMMAND:
-                commands.append(body)
+                return None
+            end[0] = payload[3]
+            return payload[0]
+
+        delivered, commands = reply_window(receive, self._keys, self._addr, fcnt, window, "lora")
         radio.sleep()
         return delivered, commands
 

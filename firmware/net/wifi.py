@@ -6,8 +6,7 @@ import time
 import network
 
 from net import LinkDown
-from net.downlink import open_downlink
-from protocol import schema
+from net.downlink import reply_window
 
 
 class WifiLink:
@@ -50,23 +49,15 @@ class WifiLink:
         except OSError as e:
             raise LinkDown("wifi: send failed (%s)" % e)
         self._energy.add("tx", 1)
-        delivered, commands = False, []
-        expected = 1
-        while expected > 0:
+        sock = self._sock
+
+        def receive():
             try:
-                reply = self._sock.recv(256)
+                return sock.recv(256)
             except OSError:
-                break  # the window closed
-            expected -= 1
-            message = open_downlink(reply, self._keys, self._addr, window, "wifi")
-            if message is None:
-                continue
-            kind, body = message
-            if kind == schema.RECEIPT and body["fcnt"] == fcnt:
-                delivered = True
-                expected += body.get("commands") or 0
-            elif kind == schema.COMMAND:
-                commands.append(body)
+                return None  # the window closed
+
+        delivered, commands = reply_window(receive, self._keys, self._addr, fcnt, window, "wifi")
         self._energy.timed("rx", start)
         return delivered, commands
 
