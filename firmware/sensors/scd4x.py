@@ -14,6 +14,7 @@ from micropython import const
 import time
 
 from sensors.errors import BusError, CRCError, RangeError, SensorTimeout
+from sensors.sensirion import crc8
 
 ADDRESS = const(0x62)  # section 3.1
 
@@ -44,17 +45,6 @@ _FRC_FAILED = const(0xFFFF)           # table 18
 _READY_MASK = const(0x07FF)           # 3.8.2
 _CO2_MAX = const(40000)               # section 1.1: output range 0..40000 ppm
 _POLL_MS = const(1000)
-
-
-def crc8(data, start=0, end=2):
-    """Sensirion CRC-8 (section 3.11, table 32): polynomial 0x31, init 0xFF, no
-    reflection, no final XOR, over data[start:end]; CRC(0xBEEF) = 0x92."""
-    crc = 0xFF
-    for i in range(start, end):
-        crc ^= data[i]
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x31) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc
 
 
 class SCD4x:

@@ -9,23 +9,13 @@ from micropython import const
 import time
 
 from sensors.errors import BusError, CRCError, RangeError
+from sensors.sensirion import crc8
 
 ADDRESS = const(0x44)        # SHT4x-AD1B (0x45 for -BD1B, 0x46 for -CD1B)
 _MEASURE_HIGH = const(0xFD)  # command overview: T and RH, high repeatability
 _MEASURE_MS = const(9)       # measurement duration: 8.3 ms max at high repeatability
 _T_MIN = const(-40)          # specified operating range, °C
 _T_MAX = const(125)
-
-
-def crc8(data, start):
-    """Sensirion CRC-8 over data[start:start + 2]: polynomial 0x31, init 0xFF, no
-    reflection, no final XOR; CRC(0xBEEF) = 0x92 (datasheet, checksum calculation)."""
-    crc = 0xFF
-    for i in range(start, start + 2):
-        crc ^= data[i]
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x31) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc
 
 
 class SHT4x:
@@ -48,7 +38,7 @@ class SHT4x:
             i2c.readfrom_into(addr, buf)
         except OSError as e:
             raise BusError("sht4x: no answer at 0x%02x (%s)" % (addr, e))
-        if crc8(buf, 0) != buf[2] or crc8(buf, 3) != buf[5]:
+        if crc8(buf, 0, 2) != buf[2] or crc8(buf, 3, 5) != buf[5]:
             raise CRCError("sht4x: bad CRC")
         self.ticks = buf[0] << 8 | buf[1]
         t = -45 + 175 * self.ticks / 65535

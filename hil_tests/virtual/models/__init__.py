@@ -12,3 +12,13 @@ class Model:
 
     def answers(self, vt):
         return self.fault != "nack"
+
+
+def sensirion_crc8(data):
+    """The CRC-8 Sensirion chips put after each 16-bit word: polynomial 0x31, init 0xFF."""
+    crc = 0xFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x31) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc

@@ -40,6 +40,7 @@ import random
 
 from hil_tests.virtual.board import BusFault
 from hil_tests.virtual.models import Model
+from hil_tests.virtual.models import sensirion_crc8 as crc8
 
 ADDRESS = 0x62
 MS = 1000
@@ -78,15 +79,6 @@ COMMANDS = {
 }
 SCD41_ONLY = (0x219D, 0x2196, 0x36E0, 0x36F6)
 DEFAULTS = {"offset": 4.0, "altitude": 0, "asc": 1}
-
-
-def crc8(data):
-    crc = 0xFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x31) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc
 
 
 def pressure_at(altitude_m):

@@ -24,6 +24,7 @@ import random
 
 from hil_tests.virtual.board import BusFault
 from hil_tests.virtual.models import Model
+from hil_tests.virtual.models import sensirion_crc8 as crc8
 
 ADDRESS = 0x44
 MS = 1000
@@ -33,15 +34,6 @@ MEASURE = {0xFD: (8300, 1.0), 0xF6: (4500, 1.75), 0xE0: (1700, 2.5),
            0x24: (110 * MS, 1.0), 0x1E: (1100 * MS, 1.0), 0x15: (110 * MS, 1.0)}
 SERIAL = 0x89
 SOFT_RESET = 0x94
-
-
-def crc8(data):
-    crc = 0xFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x31) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc
 
 
 def _value(v, vt):

@@ -234,8 +234,6 @@ class _Dio0(_RadioPin):
     def read(self, vt):
         return self.radio.dio0(vt)
 
-    level = read
-
     def write(self, value, vt):
         pass  # an output of the chip: the firmware's writes go nowhere
 
