@@ -78,6 +78,7 @@ class Store:
         # A WAL file keeps its largest size unless told otherwise; the disk quota counts on it.
         self.db.execute("PRAGMA journal_size_limit=%d" % WAL_LIMIT)
         self.db.executescript(_SCHEMA)
+        self._page_size = self.db.execute("PRAGMA page_size").fetchone()[0]  # fixed once created
         self._in_tx = False
         # Devices that may have commands to deliver (None: to be read again). Asking SQLite
         # on every uplink would cost three statements per frame for the rare device that
@@ -209,10 +210,9 @@ class Store:
         """What the store holds: its pages in use (free pages, left by deletions, are
         reused before the file grows). The WAL comes on top, truncated to WAL_LIMIT after
         each checkpoint."""
-        page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
         pages = self.db.execute("PRAGMA page_count").fetchone()[0]
         free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
-        return (pages - free) * page_size
+        return (pages - free) * self._page_size
 
     def prune_for_quota(self, confirmed_seq, target_bytes, frames_before, chunk=500,
                         max_chunks=40):
@@ -232,15 +232,6 @@ class Store:
                 break
             deleted += cur.rowcount
         return deleted
-
-    def size_bytes(self):
-        total = 0
-        for suffix in ("", "-wal"):
-            try:
-                total += os.path.getsize(self.path + suffix)
-            except OSError:
-                pass
-        return total
 
     # -- commands ------------------------------------------------------------------------------
 

@@ -211,8 +211,8 @@ class _Session:
             info = self._paho.publish(topic, payload, 1, False, props)
             if info.rc != paho_client.MQTT_ERR_SUCCESS:
                 raise TransientError("publish: %s" % paho_client.error_string(info.rc))
-            if info.is_published():
-                continue
+            # A QoS 1 PUBACK is read by this loop, so it cannot come before the future exists:
+            # each message gets one, in order, which send() pairs with its record.
             fut = loop.create_future()
             self._waiting[info.mid] = fut
             futures.append(fut)
