@@ -507,7 +507,7 @@ class VirtualBoard:
         if op == "pin_irq":
             model = self.models.get(("pin", req["pin"]))
             if req.get("trigger") and model is not None:
-                self._irqs[req["pin"]] = [req["trigger"], self._level(model, vt)]
+                self._irqs[req["pin"]] = [req["trigger"], model.read(vt)]
             else:
                 self._irqs.pop(req["pin"], None)
             return {}
@@ -520,10 +520,6 @@ class VirtualBoard:
         for the other boards): the chip saw none of it, so its clock does not advance."""
         self._stall_us += int(seconds * 1e6)
 
-    @staticmethod
-    def _level(model, vt):
-        return getattr(model, "level", model.read)(vt)
-
     def _irq_edges(self, reply, vt):
         """Edges on pins with Pin.irq since the last request, as the pins' models drive them
         (IRQ_RISING 1, IRQ_FALLING 2): the shim runs the handlers."""
@@ -531,7 +527,7 @@ class VirtualBoard:
             return
         fired = []
         for pin, state in self._irqs.items():
-            level = self._level(self.models[("pin", pin)], vt)
+            level = self.models[("pin", pin)].read(vt)
             if level != state[1] and state[0] & (1 if level else 2):
                 fired.append(pin)
             state[1] = level
