@@ -109,7 +109,7 @@ class Node:
         fcnt = self.counter.next()
         # RTC memory first: a reset that keeps it (watchdog, reset()) must find the counter
         # already past this frame's before the frame exists.
-        rtcstate.save(self.rtc, self.st)
+        self._save_state()
         self.queue.push(frame.seal(self.keys, kind, self.cfg["addr"], fcnt, body), fcnt)
         return fcnt
 
@@ -267,7 +267,7 @@ class Node:
                 reboot = reboot or (name == "reboot" and result == 0)
             log("command %d %s %r -> %d" % (cid, name, arg, result))
             self._seal(schema.ACK, schema.encode(schema.ACK, {"command_id": cid, "result": result}))
-        rtcstate.save(self.rtc, self.st)
+        self._save_state()
         if reboot:
             self._deliver()
             machine.reset()
