@@ -23,7 +23,6 @@ import os
 import re
 import secrets
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from gateway import inventory
 from gateway.errors import ConfigError
+from hil_tests.virtual.board import deploy
 from tools import mpybuild
 
 ROOT = mpybuild.ROOT
@@ -68,21 +68,12 @@ def board_mpy_version(mpy):
 
 
 def build(out):
-    """The board's files, as on the board: boot.py and main.py as source at the root, every
-    package compiled to .mpy under lib/. Returns {board path: local path}."""
-    out = Path(out)
-    files = {}
-    src = ROOT / "firmware"
-    for name in ("boot.py", "main.py"):
-        shutil.copy(src / name, out / name)
-        files["/" + name] = out / name
-    trees = [(sub, out / "lib" / sub.name) for sub in sorted(src.iterdir())
-             if sub.is_dir() and sub.name != "__pycache__"]
-    trees.append((ROOT / "protocol", out / "lib" / "protocol"))
-    for tree, dest in trees:
-        for path in mpybuild.compile_tree(tree, dest):
-            files["/" + path.relative_to(out).as_posix()] = path
-    return files
+    """The board's files, laid out by the virtual board's deploy(), which is the layout on
+    the board: boot.py and main.py as source, every package compiled to .mpy under lib/.
+    Returns {board path: local path}."""
+    flash = deploy(out)
+    return {"/" + p.relative_to(flash).as_posix(): p for p in sorted(flash.rglob("*"))
+            if p.is_file()}
 
 
 def node_config(dev, args):
