@@ -32,13 +32,14 @@ def build_ingresses(config, sink, *, radio_sink=None, metrics=None, downlink_fai
         from gateway.ingress.semtech_udp import SemtechUdpIngress
         c = config.semtech
         out.append(SemtechUdpIngress(host=c.host, port=c.port, gateway_euis=c.gateway_euis,
-                                     rx1_delay_s=c.rx_delay_s, tx_power_dbm=c.tx_power_dbm,
-                                     **radio))
+                                     rx_delay_s=c.rx_delay_s, rx2_freq_hz=c.rx2_freq_hz,
+                                     tx_power_dbm=c.tx_power_dbm, **radio))
     if config.serial.enabled:
         from gateway.ingress.serial_bridge import SerialBridgeIngress
         c = config.serial
         out.append(SerialBridgeIngress(port=c.port, baud=c.baud, rx_delay_s=c.rx_delay_s,
-                                       tx_power_dbm=c.tx_power_dbm, **radio))
+                                       rx2_freq_hz=c.rx2_freq_hz, tx_power_dbm=c.tx_power_dbm,
+                                       **radio))
     if config.spi.enabled:
         from gateway.ingress.sx127x_spi import Sx127xSpiIngress
         out.append(Sx127xSpiIngress(config.spi, **radio))

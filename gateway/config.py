@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from gateway import tomlcheck
+from protocol import airtime
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class SemtechIngressConfig:
     port: int = 1700
     gateway_euis: tuple = ()  # the forwarders allowed, 16 hex digits each (lower case)
     rx_delay_s: float = 1.0  # the nodes' receive delay (firmware lora rx_delay_ms)
+    rx2_freq_hz: int = 869525000  # the nodes' RX2 channel (firmware lora rx2_freq_hz); 0: none
     tx_power_dbm: int = 14
 
 
@@ -34,6 +36,7 @@ class SerialIngressConfig:
     port: str = ""  # e.g. /dev/ttyUSB0
     baud: int = 115200
     rx_delay_s: float = 1.0
+    rx2_freq_hz: int = 869525000
     tx_power_dbm: int = 14
 
 
@@ -55,6 +58,7 @@ class SpiIngressConfig:
     preamble: int = 8
     tx_power_dbm: int = 14
     rx_delay_s: float = 1.0
+    rx2_freq_hz: int = 869525000
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,16 @@ _RX_DELAY = dict(check=lambda v: 0.1 <= v <= 15, expect="seconds 0.1..15")
 _TX_POWER = dict(check=lambda v: 2 <= v <= 20, expect="dBm 2..20")
 
 
+def _rx2(v):
+    try:
+        return v == 0 or bool(airtime.eu868_sub_band(v))
+    except ValueError:
+        return False
+
+
+_RX2 = dict(check=_rx2, expect="0 (no RX2) or Hz in an EU868 sub-band open to general use")
+
+
 def _eui(v):
     return isinstance(v, str) and len(v) == 16 and all(c in "0123456789abcdefABCDEF" for c in v)
 
@@ -282,6 +296,7 @@ def _radio_ingresses(ingress):
             "gateway_euis", list, [], check=lambda v: all(_eui(e) for e in v),
             expect="an array of gateway EUIs, 16 hex digits each")),
         rx_delay_s=t.get("rx_delay_s", _NUM, 1.0, **_RX_DELAY),
+        rx2_freq_hz=t.get("rx2_freq_hz", int, 869525000, **_RX2),
         tx_power_dbm=t.get("tx_power_dbm", int, 14, **_TX_POWER))
     if semtech.enabled and not semtech.gateway_euis:
         raise t.error(None, "missing required field 'gateway_euis' (ingress.semtech is "
@@ -294,6 +309,7 @@ def _radio_ingresses(ingress):
         baud=t.get("baud", int, 115200, check=lambda v: 1200 <= v <= 4000000,
                    expect="a baud rate 1200..4000000"),
         rx_delay_s=t.get("rx_delay_s", _NUM, 1.0, **_RX_DELAY),
+        rx2_freq_hz=t.get("rx2_freq_hz", int, 869525000, **_RX2),
         tx_power_dbm=t.get("tx_power_dbm", int, 14, check=lambda v: 2 <= v <= 17,
                            expect="dBm 2..17 (the bridge's PA_BOOST range)"))
     if serial.enabled and not serial.port:
@@ -324,7 +340,8 @@ def _radio_ingresses(ingress):
                        expect="symbols 6..65535"),
         tx_power_dbm=t.get("tx_power_dbm", int, 14, check=lambda v: 2 <= v <= 17,
                            expect="dBm 2..17 (PA_BOOST)"),
-        rx_delay_s=t.get("rx_delay_s", _NUM, 1.0, **_RX_DELAY))
+        rx_delay_s=t.get("rx_delay_s", _NUM, 1.0, **_RX_DELAY),
+        rx2_freq_hz=t.get("rx2_freq_hz", int, 869525000, **_RX2))
     pins = [("reset_pin", spi.reset_pin), ("dio0_pin", spi.dio0_pin), ("cs_pin", spi.cs_pin)]
     for i, (name, line) in enumerate(pins):
         for other, line2 in pins[i + 1:]:

@@ -15,6 +15,7 @@ eu868 = None
 reply_window = None
 
 _TX_SLACK_MS = 100  # beyond the airtime, before a missing TxDone counts as a radio fault
+_RX2_LATER_MS = 1000  # RX2 opens a second after RX1 (gateway/ingress/rx_windows.py)
 
 
 def _clock_ms():
@@ -99,13 +100,23 @@ class LoraLink:
         self._keep_budget()
         radio.configure(invert_iq=True)
         end = [end_us]  # each downlink's window opens after the previous one ended
+        first = [True]
 
         def receive():
-            payload = self._window(end[0])
-            if payload is None:
+            delay, rx2 = c["rx_delay_ms"], first[0] and c["rx2_freq_hz"]
+            # RX1 gives up by the time RX2 opens, however long rx_window_ms is.
+            packet = self._window(end[0], delay, delay + _RX2_LATER_MS - c["rx_margin_ms"]
+                                  if rx2 else None)
+            if packet is None and rx2:
+                # Nothing in RX1: a gateway short of airtime in the uplink's 1 % sub-band
+                # answers in RX2, a second later on the RX2 channel (10 % sub-band).
+                radio.configure(freq_hz=rx2)
+                packet = self._window(end[0], delay + _RX2_LATER_MS)
+            first[0] = False
+            if packet is None:
                 return None
-            end[0] = payload[3]
-            return payload[0]
+            end[0] = packet[3]
+            return packet[0]
 
         delivered, commands = reply_window(receive, self._keys, self._addr, fcnt, window, "lora")
         radio.sleep()
@@ -115,14 +126,17 @@ class LoraLink:
         self._state["dc"] = self._budget.open_at
         self._save_state()
 
-    def _window(self, end_us):
-        """Listen in the receive window that follows a transmission or downlink that ended
-        at end_us (time.ticks_us); the packet (payload, rssi, snr_x4, ticks_us) or None."""
+    def _window(self, end_us, delay_ms, give_up_ms=None):
+        """Listen in the receive window that opens delay_ms after a transmission or downlink
+        that ended at end_us (time.ticks_us), without a header by give_up_ms at the latest;
+        the packet (payload, rssi, snr_x4, ticks_us) or None."""
         c = self._cfg
         radio = self._radio
-        start, header, longest = eu868.rx_timing(c["rx_delay_ms"], c["rx_margin_ms"],
+        start, header, longest = eu868.rx_timing(delay_ms, c["rx_margin_ms"],
                                                  c["rx_window_ms"], radio.sf, radio.bw_hz,
                                                  radio.cr, radio.preamble)
+        if give_up_ms is not None:
+            header = min(header, give_up_ms)
         late_ms = time.ticks_diff(time.ticks_us(), end_us) // 1000
         if late_ms < start:
             time.sleep_ms(start - late_ms)

@@ -57,6 +57,7 @@ _LORA_DEFAULTS = (
     ("reset", 14), ("dio0", 26),
     ("sf", 9), ("bw_hz", 125000), ("cr", 5), ("power_dbm", 14), ("preamble", 8),
     ("rx_delay_ms", 1000), ("rx_margin_ms", 20), ("rx_window_ms", 50), ("max_wait_ms", 30000),
+    ("rx2_freq_hz", 869525000),  # the RX2 channel, in the 10 % sub-band; 0: no RX2
 )
 _LORA_RANGES = (
     ("spi", 0, 3), ("baudrate", 100000, 10000000), ("sck", 0, 48), ("mosi", 0, 48),
@@ -92,6 +93,14 @@ def lora_section(lora, where):
             eu868.check_channel(freq, lora["bw_hz"])
         except ValueError as e:
             _fail(where, "field 'lora.channels': %s" % e)
+    rx2 = lora["rx2_freq_hz"]
+    try:
+        if rx2 != 0:
+            if not isinstance(rx2, int) or isinstance(rx2, bool):
+                raise ValueError("%r is not an integer" % (rx2,))
+            eu868.check_channel(rx2, lora["bw_hz"])
+    except ValueError as e:
+        _fail(where, "field 'lora.rx2_freq_hz': %s (0: no RX2)" % e)
     try:
         lora["max_payload"] = eu868.max_payload(lora["sf"], lora["bw_hz"])
     except ValueError as e:

@@ -24,7 +24,7 @@ _TX_ACK_WAIT_S = 30.0
 
 class _Reply(rx_windows.WindowReply):
     """Sends the downlinks of one uplink's receive window through the gateway that heard
-    it, each at its time in the node's receive windows (rx_windows.schedule_us)."""
+    it, each at its time in the node's receive windows (rx_windows)."""
 
     __slots__ = ("eui",)
 
@@ -35,14 +35,14 @@ class _Reply(rx_windows.WindowReply):
     def _failed(self, data, reason):
         self.ingress._downlink_error(self.eui, data, reason)
 
-    def _send(self, data):
+    def _booking(self, tmst):
+        budget, clock = self.ingress.budget(self.eui)
+        return budget, clock.seconds(tmst)
+
+    def _transmit(self, data, tmst, freq_hz):
         r, ing = self.radio, self.ingress
-        tmst, airtime_s = self.next_slot(data, ing.rx1_delay_us)
-        budget, clock = ing.budget(self.eui)
-        if self.refused or not budget.take(r["frequency"], airtime_s, clock.seconds(tmst)):
-            return self.refuse(data)
         ing.send_downlink(self.eui, data, sp.txpk(
-            data, tmst=tmst, frequency=r["frequency"], sf=r["sf"], bw=r["bw"], cr=r["cr"],
+            data, tmst=tmst, frequency=freq_hz, sf=r["sf"], bw=r["bw"], cr=r["cr"],
             power_dbm=ing.tx_power_dbm))
 
 
@@ -69,7 +69,8 @@ class SemtechUdpIngress:
     name = "semtech"
 
     def __init__(self, *, host="0.0.0.0", port=1700, gateway_euis, sink, metrics,
-                 rx1_delay_s=1.0, tx_power_dbm=14, downlink_failed=None):
+                 rx_delay_s=1.0, rx2_freq_hz=rx_windows.RX2_FREQ_HZ, tx_power_dbm=14,
+                 downlink_failed=None):
         """gateway_euis: the packet forwarders allowed to feed this gateway (16 hex digits
         each); downlink_failed(data, reason): told when a gateway could not send a
         downlink, so that a command in it is not counted as tried."""
@@ -78,7 +79,8 @@ class SemtechUdpIngress:
         self.euis = frozenset(e.lower() for e in gateway_euis)
         self.sink = sink
         self.metrics = metrics
-        self.rx1_delay_us = round(rx1_delay_s * 1e6)
+        self.rx_delay_us = round(rx_delay_s * 1e6)
+        self.rx2_freq_hz = rx2_freq_hz
         self.tx_power_dbm = tx_power_dbm
         self.downlink_failed = downlink_failed or (lambda data, reason: None)
         self.transport = None

@@ -26,25 +26,27 @@ class _Reply(rx_windows.WindowReply):
 
     __slots__ = ()
 
-    def _send(self, data):
+    def _booking(self, tmst):
+        return self.ingress.budget, self.ingress.clock.seconds(tmst)
+
+    def _transmit(self, data, tmst, freq_hz):
         r, ing = self.radio, self.ingress
-        tmst, airtime_s = self.next_slot(data, ing.rx_delay_us)
-        if self.refused or not ing.budget.take(r["frequency"], airtime_s, ing.clock.seconds(tmst)):
-            return self.refuse(data)
-        ing.queue_downlink(data, bl.dn(data, tmst=tmst, frequency=r["frequency"], sf=r["sf"],
+        ing.queue_downlink(data, bl.dn(data, tmst=tmst, frequency=freq_hz, sf=r["sf"],
                                        bw_khz=r["bw"], cr=r["cr"], power_dbm=ing.tx_power_dbm))
 
 
 class SerialBridgeIngress:
     name = "serial"
 
-    def __init__(self, *, port, baud=115200, sink, metrics, rx_delay_s=1.0, tx_power_dbm=14,
-                 downlink_failed=None, reopen_s=2.0):
+    def __init__(self, *, port, baud=115200, sink, metrics, rx_delay_s=1.0,
+                 rx2_freq_hz=rx_windows.RX2_FREQ_HZ, tx_power_dbm=14, downlink_failed=None,
+                 reopen_s=2.0):
         self.port = port
         self.baud = baud
         self.sink = sink
         self.metrics = metrics
         self.rx_delay_us = round(rx_delay_s * 1e6)
+        self.rx2_freq_hz = rx2_freq_hz
         self.tx_power_dbm = tx_power_dbm
         self.downlink_failed = downlink_failed or (lambda data, reason: None)
         self.reopen_s = reopen_s

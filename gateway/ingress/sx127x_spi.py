@@ -5,6 +5,8 @@
 # poll the chip. A downlink is sent at its time in the node's receive window, with inverted
 # I/Q, and the radio then listens again: it cannot hear while it sends.
 import asyncio
+import bisect
+import itertools
 import logging
 import time
 
@@ -33,13 +35,12 @@ def full_tmst(tmst32, now_us):
 class _Reply(rx_windows.WindowReply):
     __slots__ = ()
 
-    def _send(self, data):
+    def _booking(self, tmst):
         ing = self.ingress
-        tmst, airtime_s = self.next_slot(data, ing.rx_delay_us)
-        start = full_tmst(tmst, ing.clock.ticks_us())
-        if self.refused or not ing.budget.take(self.radio["frequency"], airtime_s, start / 1e6):
-            return self.refuse(data)
-        ing.queue_downlink(data, tmst)
+        return ing.budget, full_tmst(tmst, ing.clock.ticks_us()) / 1e6
+
+    def _transmit(self, data, tmst, freq_hz):
+        self.ingress.queue_downlink(data, tmst, freq_hz)
 
 
 class Sx127xSpiIngress:
@@ -56,6 +57,7 @@ class Sx127xSpiIngress:
         self.metrics = metrics
         self.downlink_failed = downlink_failed or (lambda data, reason: None)
         self.rx_delay_us = round(config.rx_delay_s * 1e6)
+        self.rx2_freq_hz = config.rx2_freq_hz
         self.receiver = "spi:%d.%d" % (config.bus, config.device)
         self.driver = driver
         self.radio = radio
@@ -63,7 +65,8 @@ class Sx127xSpiIngress:
         self.poll_s = poll_s
         self.clock = spi_adapter.MicroTime()
         self.budget = TxBudget()  # this radio's transmitter, on the radio's clock
-        self.downlinks = []  # (start us, frame), soonest first
+        self.downlinks = []  # (start us, n, frame, channel), soonest first
+        self._queued = itertools.count()  # n: equal starts keep their order
         self.sending = None  # (frame, deadline) of the transmission in progress
         self.task = None
         self._wake = None
@@ -162,17 +165,17 @@ class Sx127xSpiIngress:
             self._listen()
         now = self.clock.ticks_us()
         while self.sending is None and self.downlinks and self.downlinks[0][0] <= now:
-            start, data = self.downlinks.pop(0)
+            start, _, data, freq_hz = self.downlinks.pop(0)
             if now - start > 20000:  # 20 ms late: the node's window has closed
                 self._downlink_error(data, "too_late")
                 continue
-            self.radio.configure(invert_iq=True)
+            self.radio.configure(freq_hz=freq_hz, invert_iq=True)
             self.radio.start_send(data)
             airtime_s = self.radio.time_on_air_ms(len(data)) / 1000
             self.sending = (data, time.monotonic() + airtime_s + _TX_MARGIN_S)
 
     def _listen(self):
-        self.radio.configure(invert_iq=False)
+        self.radio.configure(freq_hz=self.config.frequency_hz, invert_iq=False)
         self.radio.start_recv()
 
     def _received(self, packet):
@@ -184,10 +187,9 @@ class Sx127xSpiIngress:
         self.sink(Uplink(raw=payload, source=self.name, received=time.time(), radio=radio,
                          reply=_Reply(self, radio)))
 
-    def queue_downlink(self, data, tmst32):
+    def queue_downlink(self, data, tmst32, freq_hz):
         start = full_tmst(tmst32, self.clock.ticks_us())
-        self.downlinks.append((start, data))
-        self.downlinks.sort(key=lambda d: d[0])
+        bisect.insort(self.downlinks, (start, next(self._queued), data, freq_hz))
         if self._wake is not None:
             self._wake.set()
 

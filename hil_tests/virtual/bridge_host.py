@@ -17,10 +17,13 @@ class BridgeHost:
     timed for the node's receive windows (firmware/README.md, "LoRa serial bridge
     protocol")."""
 
-    def __init__(self, board, addr, key, rx_delay_ms=1000):
+    def __init__(self, board, addr, key, rx_delay_ms=1000, rx2_freq_hz=None):
+        """rx2_freq_hz: answer in RX2 on that channel, a second after RX1 (as a gateway out
+        of RX1 airtime does), instead of in RX1."""
         self.board = board
         self.addr = addr
         self.delay_us = rx_delay_ms * 1000
+        self.rx2_freq_hz = rx2_freq_hz
         self.keys = frame.Keys(key)
         self.window = counters.ReplayWindow()
         self.down_fcnt = 0
@@ -104,7 +107,10 @@ class BridgeHost:
             self.commands = [c for c in self.commands if c[0] != message["command_id"]]
         pending = list(self.commands)
         receipt = schema.encode(schema.RECEIPT, {"fcnt": fcnt, "commands": len(pending)})
-        self._send_down(tmst + self.delay_us, settings, self._seal(schema.RECEIPT, receipt))
+        start = tmst + self.delay_us
+        if self.rx2_freq_hz:
+            settings, start = (str(self.rx2_freq_hz),) + settings[1:], start + 1000000
+        self._send_down(start, settings, self._seal(schema.RECEIPT, receipt))
         for command_id, name, arg in pending:
             body = command.encode(command_id, name, arg)
             self._queue.append((settings, self._seal(schema.COMMAND, body)))

@@ -47,8 +47,9 @@ def lora_node(make_board, receiver, radio, transports=("lora",), interval_s=600,
 
 
 @pytest.fixture
-def bridge(tmp_path, firmware_image):
-    """A board in bridge mode on the air, 200 m from the node, and the host on its port."""
+def bridge(request, tmp_path, firmware_image):
+    """A board in bridge mode on the air, 200 m from the node, and the host on its port
+    (answering in RX2 on the channel given as the fixture's parameter, if any)."""
     air = Air()
     flash = tmp_path / "bridge" / "flash"
     shutil.copytree(firmware_image, flash)
@@ -58,7 +59,8 @@ def bridge(tmp_path, firmware_image):
                          models=[radio, *radio.pins()])
     board.start()
     board.expect(r"^READY 1 sx1276 868100000 7 125000 4/5$", timeout=30)
-    host = BridgeHost(board, ADDR, KEY, rx_delay_ms=RX_DELAY_MS)
+    host = BridgeHost(board, ADDR, KEY, rx_delay_ms=RX_DELAY_MS,
+                      rx2_freq_hz=getattr(request, "param", None))
     yield air, host
     host.close()
     air.leave(radio)
@@ -106,6 +108,28 @@ def test_a_command_comes_down_after_the_receipt_and_is_acknowledged(make_board, 
     ups = [f for f in air.frames if not f.iq_inverted]
     for before, after in zip(ups, ups[1:]):  # 1% of the sub-band, frame after frame
         assert after.start >= before.end + 99 * (before.end - before.start)
+
+
+@pytest.mark.parametrize("bridge", [869525000], indirect=True)
+def test_a_receipt_in_rx2_is_heard_and_a_command_follows_on_its_channel(make_board, receiver,
+                                                                        bridge):
+    air, host = bridge
+    host.commands.append((9, "set_interval", 1200))
+    radio = radio_model(air, "node")
+    node = lora_node(make_board, receiver, radio, max_wait_ms=10000)
+    node.run(timeout=120)
+    node.expect(r"command 9 set_interval 1200 -> 0")
+    up = radio.sent[0]
+    down = [f for f in air.frames if f.iq_inverted]
+    # The receipt: a second after RX1, on 869.525 MHz; the command rx_delay after its end,
+    # on the same channel. The node heard both (nothing came in RX1 on 868.1 MHz).
+    assert abs(down[0].start - up.end - RX_DELAY_MS * 1000 - 1000000) < 20000
+    assert abs(down[1].start - down[0].end - RX_DELAY_MS * 1000) < 20000
+    assert all(abs(f.freq_hz - 869525000) < 62 for f in down[:2])  # 61 Hz synthesizer step
+    assert [e["fate"] for e in air.log if e["frame"] in (down[0].id, down[1].id)
+            and e["receiver"] == "node"] == ["delivered", "delivered"]
+    assert "ack" in [kind for _, kind, _ in host.accepted]
+    assert host.errors == []
 
 
 def test_the_duty_cycle_holds_across_deep_sleep(make_board, receiver):

@@ -256,6 +256,7 @@ def test_an_empty_lora_section_gets_the_documented_defaults(rt):
     assert lora["channels"] == [868100000, 868300000, 868500000]
     assert (lora["sf"], lora["bw_hz"], lora["cr"], lora["power_dbm"]) == (9, 125000, 5, 14)
     assert (lora["rx_delay_ms"], lora["max_payload"]) == (1000, 128)
+    assert lora["rx2_freq_hz"] == 869525000  # RX2 in the 10 % sub-band
 
 
 @pytest.mark.parametrize("section, message", [
@@ -269,6 +270,8 @@ def test_an_empty_lora_section_gets_the_documented_defaults(rt):
     ({"channels": ["868.1"]}, "field 'lora.channels': '868.1' is not an integer"),
     ({"bw_hz": 500000, "channels": [868100000]}, "field 'lora.channels': .* crosses"),
     ({"bw_hz": 250000, "sf": 9, "channels": [868300000]}, "field 'lora.sf': .*not an EU868"),
+    ({"rx2_freq_hz": 869300000}, "field 'lora.rx2_freq_hz': freq_hz 869300000 is in no EU868"),
+    ({"rx2_freq_hz": "869.525"}, "field 'lora.rx2_freq_hz': '869.525' is not an integer"),
 ])
 def test_a_bad_lora_section_names_the_field(rt, section, message):
     with pytest.raises((config.ConfigError, RuntimeError), match=message):

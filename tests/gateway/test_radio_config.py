@@ -27,6 +27,7 @@ host = "0.0.0.0"
 port = 1700
 gateway_euis = ["AA555A0000000101", "0102030405060708"]
 rx_delay_s = 1
+rx2_freq_hz = 0
 
 [ingress.serial]
 enabled = true
@@ -50,6 +51,7 @@ tx_power_dbm = 17
     assert c.serial.port == "/dev/ttyUSB0" and c.serial.baud == 921600
     assert (c.spi.device, c.spi.reset_pin, c.spi.dio0_pin, c.spi.sf) == (1, 22, 25, 10)
     assert c.dedup_window_s == 0.3
+    assert (c.semtech.rx2_freq_hz, c.serial.rx2_freq_hz) == (0, 869525000)  # 0: RX1 only
     d = config_mod.defaults()
     assert not (d.semtech.enabled or d.serial.enabled or d.spi.enabled)
 
@@ -61,6 +63,9 @@ tx_power_dbm = 17
      "16 hex digits"),
     ("[ingress.semtech]\nrx_delay_s = 0\n", 2, "ingress.semtech.rx_delay_s", "0.1..15"),
     ("[ingress.semtech]\nport = 70000\n", 2, "ingress.semtech.port", "a port"),
+    ("[ingress.semtech]\nrx2_freq_hz = 869300000\n", 2, "ingress.semtech.rx2_freq_hz",
+     "0 (no RX2) or Hz in an EU868 sub-band"),
+    ("[ingress.spi]\nrx2_freq_hz = 869.525\n", 2, "ingress.spi.rx2_freq_hz", "got 869.525"),
     ("[ingress.serial]\nenabled = true\n", 1, "ingress.serial", "missing required field 'port'"),
     ("[ingress.serial]\nbaud = \"fast\"\n", 2, "ingress.serial.baud", "a baud rate"),
     ("[ingress.spi]\nsf = 6\n", 2, "ingress.spi.sf", "7..12"),

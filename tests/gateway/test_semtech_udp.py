@@ -84,9 +84,9 @@ def rxpk(data, *, tmst=3512348611, lsnr=5.5, rssi=-38, freq=868.1, datr="SF9BW12
     return pk
 
 
-def semtech_gateway(tmp_path, inv, euis=(EUI_A,), **kw):
+def semtech_gateway(tmp_path, inv, euis=(EUI_A,), rx2_freq_hz=869525000, **kw):
     cfg = make_config(tmp_path, inv, semtech=config_mod.SemtechIngressConfig(
-        enabled=True, port=0, gateway_euis=euis), **kw)
+        enabled=True, port=0, gateway_euis=euis, rx2_freq_hz=rx2_freq_hz), **kw)
     return GatewayThread(cfg)
 
 

@@ -120,28 +120,36 @@ class ModelPin:
         pass
 
 
-def test_spi_radio_uplink_is_stored_and_the_receipt_is_sent_in_the_receive_window(tmp_path,
-                                                                                  fleet):
-    inv, devices = fleet
-    dev = devices[0]
+def spi_gateway(tmp_path, inv, chip):
+    """A gateway whose SPI ingress drives the chip model with the firmware's driver: the
+    GatewayThread and the ingress."""
     spi = config_mod.SpiIngressConfig(enabled=True, sf=7, frequency_hz=868300000)
-    chip = ChipModel()
     driver = spi_adapter.load_driver()
     radio = driver.SX127x(spi_adapter.SpiBus(ModelSpiDev(chip)),
                           spi_adapter.KernelChipSelect(), ModelPin(chip.reset_pin),
                           ModelPin(chip.dio0_pin), freq_hz=spi.frequency_hz, sf=spi.sf,
                           bw_hz=125000, cr=5, power_dbm=spi.tx_power_dbm)
+    made = []
 
     def ingresses(config, sink, *, radio_sink, metrics, downlink_failed):
         out = build_ingresses(config, sink, radio_sink=radio_sink, metrics=metrics,
                               downlink_failed=downlink_failed)
-        out.append(Sx127xSpiIngress(config.spi, sink=radio_sink, metrics=metrics,
-                                    downlink_failed=downlink_failed, driver=driver,
-                                    radio=radio, poll_s=0.002))
-        return out
+        made.append(Sx127xSpiIngress(spi, sink=radio_sink, metrics=metrics,
+                                     downlink_failed=downlink_failed, driver=driver,
+                                     radio=radio, poll_s=0.002))
+        return out + made
 
     cfg = make_config(tmp_path, inv, spi=config_mod.replace(spi, enabled=False))
-    with GatewayThread(cfg, ingresses=ingresses) as g:
+    return GatewayThread(cfg, ingresses=ingresses), made
+
+
+def test_spi_radio_uplink_is_stored_and_the_receipt_is_sent_in_the_receive_window(tmp_path,
+                                                                                  fleet):
+    inv, devices = fleet
+    dev = devices[0]
+    chip = ChipModel()
+    g, _ = spi_gateway(tmp_path, inv, chip)
+    with g:
         data = uplink(dev, 0)
         frame = g.call(lambda: chip.inject(data, rssi=-101.0, snr=-3.25, start=_now_us()))
         wait_until(lambda: len(chip.sent) == 1, 5, "the receipt on air")
@@ -162,3 +170,31 @@ def test_spi_radio_uplink_is_stored_and_the_receipt_is_sent_in_the_receive_windo
         g.call(lambda: chip.inject(uplink(dev, 1), start=_now_us()))
         wait_until(lambda: g.metric("cityedge_frames_accepted_total", ingress="spi") == 2, 5,
                    "the second uplink")
+
+
+def test_with_rx1s_sub_band_spent_the_receipt_goes_in_rx2_and_the_radio_listens_again(
+        tmp_path, fleet):
+    inv, devices = fleet
+    dev = devices[0]
+    chip = ChipModel()
+    g, made = spi_gateway(tmp_path, inv, chip)
+    with g:
+        ingress = made[0]
+        # This hour's 36 s of 868.0-868.6 MHz already sent.
+        assert g.call(lambda: ingress.budget.take(868300000, 36.0,
+                                                  ingress.clock.ticks_us() / 1e6))
+        frame = g.call(lambda: chip.inject(uplink(dev, 0), start=_now_us(),
+                                           freq_hz=868300000))
+        wait_until(lambda: len(chip.sent) == 1, 5, "the receipt on air")
+        down = chip.sent[0]
+        # RX2: a second after RX1, on 869.525 MHz (10 % sub-band), same data rate.
+        assert -20000 <= down.start - (frame.end + 2000000) <= 40000, down.start - frame.end
+        assert abs(down.freq_hz - 869525000) < 62 and down.sf == 7 and down.iq_inverted
+        assert open_down(dev, down.payload) == (schema.RECEIPT, {"fcnt": 0, "commands": 0})
+        # Then the radio is back on the uplink channel.
+        time.sleep(max(0.0, (down.end - _now_us()) / 1e6) + 0.05)
+        g.call(lambda: chip.inject(uplink(dev, 1), start=_now_us(), freq_hz=868300000))
+        wait_until(lambda: g.metric("cityedge_frames_accepted_total", ingress="spi") == 2, 5,
+                   "the second uplink, on 868.3 MHz")
+        assert g.metric("cityedge_downlink_errors_total", ingress="spi",
+                        reason="duty_cycle") == 0

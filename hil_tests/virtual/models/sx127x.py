@@ -457,7 +457,10 @@ class SX127x(Model):
         """Frames on this receiver's channel that started by vt, in order of start."""
         if self.air is not None:
             return self.air.candidates(self, self._rx_settings, self._rx_start, vt)
-        return [r[0] for r in self.inbox if r[0].start <= vt]
+        # As on air: a receiver hears a frame on its channel at its spreading factor only.
+        s = self._rx_settings
+        return [f for f, *_ in self.inbox if f.start <= vt and f.sf == s.sf
+                and abs(f.freq_hz - s.freq_hz) < s.bw_khz * 250]
 
     def _fate(self, frame):
         """(status, rssi, snr) of a frame at this receiver once it has ended: status
