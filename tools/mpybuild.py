@@ -24,6 +24,17 @@ def micropython_binary():
     return _tool("micropython")
 
 
+def micropython_command():
+    """The command that starts the unix port: its `micropython` script runs the port from a
+    CPython extension module, so CPython starts first. Without the site module it starts in
+    about 20 ms instead of 55 ms, which counts for a board that boots at every wake."""
+    import micropython_run
+    site_dir = str(Path(micropython_run.__file__).parent)
+    return [sys.executable, "-S", "-c",
+            "import sys; sys.path.insert(0, %r); import micropython_run; "
+            "sys.exit(micropython_run.run_main(['micropython'] + sys.argv[1:]))" % site_dir]
+
+
 def compile_tree(src_dir, out_dir, march=None):
     """Compile every .py under src_dir into out_dir as .mpy, keeping the layout (an
     __init__.py becomes __init__.mpy). Returns the list of files written."""

@@ -35,14 +35,15 @@ joined (a radio that left, or a board that stopped, no longer counts).
 
 Waiting: `fate()` blocks (in real time) until the horizon reaches the frame's end, and a
 receiver polled at v (`candidates()`) until the horizon reaches v: only then is every frame
-that began by v on the air. A radio entering or polling its receiver also waits until the
-fate of its own last uplink is known
-and, if a gateway received it, until that gateway has heard the network's answer or given
-up (`answer_timeout`). Every wait also ends after `max_wait` seconds of real time, logged.
+that began by v on the air. A radio whose uplink is over (`settle()`, from its TxDone
+on), and again when it enters or polls its receiver, waits until that uplink's fate is
+known and, if a gateway received it, until that gateway has heard the network's answer or
+given up (`answer_timeout`). Every wait also ends after `max_wait` seconds of real time,
+logged.
 
 Why this cannot deadlock: a radio that waits does so inside one request of its board, at
 that board's virtual time v, and v is at or past the end of every frame it waits for (its own
-uplink ended before it listened; a frame it hears ended by v). Take the waiting radio with
+uplink ended by its TxDone; a frame it hears ended by v). Take the waiting radio with
 the smallest v. Every other radio's clock is either at least v (a waiting radio with a
 larger or equal v, a board sleeping or past v) or grows with real time (a running board
 advances, and reports its clock with its next bus request). So the horizon reaches v and that
@@ -206,7 +207,7 @@ class Air:
 
     def listen(self, radio, settings, vt):
         """A node's radio entered RX with these modem settings."""
-        self._settle_answer(radio, vt)
+        self.settle(radio, vt)
         with self._lock:
             self._listening[id(radio)] = (Listening((settings.freq_hz,), (settings.sf,),
                                                    settings.bw_khz, settings.rx_inverted,
@@ -268,7 +269,7 @@ class Air:
         """Frames a radio listening since `since` could lock on, started by vt. Waits until
         every other radio's clock reached vt: until then one of them may still begin a
         frame before vt."""
-        self._settle_answer(radio, vt)
+        self.settle(radio, vt)
         self._wait_horizon(vt, radio)
         listening = Listening((settings.freq_hz,), (settings.sf,), settings.bw_khz,
                               settings.rx_inverted, settings.sync_word)
@@ -285,7 +286,7 @@ class Air:
         listening = Listening((settings.freq_hz,), (settings.sf,), settings.bw_khz,
                               settings.rx_inverted, settings.sync_word)
         with self._lock:
-            for f in self._overlapping(start, end):
+            for f in self.overlapping(start, end):
                 if f.radio is not radio and listening.hears(f):
                     return f
         return None
@@ -318,7 +319,7 @@ class Air:
             for own in getattr(receiver, "transmissions", lambda: ())():
                 if own.start < lock and own.end > frame.start:
                     return False
-            for o in self._overlapping(frame.start, lock):
+            for o in self.overlapping(frame.start, lock):
                 if o is not frame and o.sf == frame.sf and o.iq_inverted == frame.iq_inverted \
                         and _same_channel(o.freq_hz, frame.freq_hz, frame.bw_khz):
                     return False
@@ -361,8 +362,11 @@ class Air:
         finally:
             _stall(who, time.monotonic() - started)
 
-    def _settle_answer(self, radio, vt):
-        """Before a radio listens at vt: its last uplink's fate and the answer to it."""
+    def settle(self, radio, vt):
+        """Once a radio's uplink is over (its TxDone), and again before it listens at vt: wait
+        for that uplink's fate and the network's answer to it. Waiting from the TxDone on
+        matters: a node whose own clock ran on to its receive window before the gateway
+        heard its uplink would leave the gateway's answer no time to go out."""
         frame = self._last_uplink.get(id(radio))
         if frame is None or frame.end > vt:
             return
@@ -408,7 +412,7 @@ class Air:
         return fate
 
     def _collisions(self, frame, receiver, rssi, snr):
-        others = [o for o in self._overlapping(frame.start, frame.end)
+        others = [o for o in self.overlapping(frame.start, frame.end)
                   if o is not frame and o.sf == frame.sf and o.iq_inverted == frame.iq_inverted
                   and _same_channel(o.freq_hz, frame.freq_hz, frame.bw_khz)]
         if not others:
@@ -424,7 +428,7 @@ class Air:
         ids = tuple(o.id for o in others)
         return Fate("collided" if preamble_hit else "corrupt", rssi, snr, ids)
 
-    def _overlapping(self, start, end):
+    def overlapping(self, start, end):
         """Frames on air at some instant of [start, end)."""
         lo = bisect.bisect_left(self._by_start, (start - self._longest,))
         hi = bisect.bisect_left(self._by_start, (end,))

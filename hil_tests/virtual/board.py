@@ -20,6 +20,7 @@ import errno
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -81,23 +82,25 @@ class Run:
 
 
 _shim_cache = {}
+_shim_lock = threading.Lock()
 
 
 def compiled_shim():
     """The shim compiled to .mpy once per process: it is the board's ROM, so it should
     cost the firmware as little heap as it can."""
-    if "dir" not in _shim_cache:
-        import tempfile
-        out = Path(tempfile.mkdtemp(prefix="cityedge-shim-"))
-        mpy_cross = mpybuild._tool("mpy-cross")
-        for src in SHIM.glob("*.py"):
-            if src.name == "_boot.py":
-                shutil.copy(src, out / src.name)  # the script the interpreter is started with
-                continue
-            subprocess.run([mpy_cross, "-o", str(out / (src.stem + ".mpy")), str(src)],
-                           check=True, capture_output=True)
-        _shim_cache["dir"] = out
-    return _shim_cache["dir"]
+    with _shim_lock:  # boards started together would each compile it
+        if "dir" not in _shim_cache:
+            import tempfile
+            out = Path(tempfile.mkdtemp(prefix="cityedge-shim-"))
+            mpy_cross = mpybuild._tool("mpy-cross")
+            for src in SHIM.glob("*.py"):
+                if src.name == "_boot.py":
+                    shutil.copy(src, out / src.name)  # the script the interpreter starts with
+                    continue
+                subprocess.run([mpy_cross, "-o", str(out / (src.stem + ".mpy")), str(src)],
+                               check=True, capture_output=True)
+            _shim_cache["dir"] = out
+        return _shim_cache["dir"]
 
 
 class VirtualBoard:
@@ -273,15 +276,15 @@ class VirtualBoard:
         self._wdt = None
         self._irqs = {}  # a new interpreter has registered no pin handlers yet
         heap = parse_size(self.heap) + SHIM_HEAP
-        cmd = [mpybuild.micropython_binary(), "-X", "heapsize=%d" % heap,
-               str(compiled_shim() / "_boot.py")]
+        launcher = mpybuild.micropython_command()
+        args = ["-X", "heapsize=%d" % heap, str(compiled_shim() / "_boot.py")]
         log = open(self.log_path, "a", encoding="utf-8")
         log.write("--- run %d, reset cause %d, virtual time %.3f s\n"
                   % (run.number, run.reset_cause, self.vt / 1e6))
         if self._pty:
-            self._start_on_pty(cmd, log, raw_repl)
+            self._start_on_pty(launcher, args, log, raw_repl)
             return run
-        self._proc = subprocess.Popen(cmd, cwd=self.flash, env=self._env(),
+        self._proc = subprocess.Popen(launcher + args, cwd=self.flash, env=self._env(),
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT)
         self._reader = threading.Thread(target=self._read_console, args=(self._proc, run, log),
@@ -289,7 +292,7 @@ class VirtualBoard:
         self._reader.start()
         return run
 
-    def _start_on_pty(self, cmd, log, raw_repl):
+    def _start_on_pty(self, launcher, args, log, raw_repl):
         if self._log:
             self._log.close()
         self._log = log
@@ -297,7 +300,7 @@ class VirtualBoard:
             self._pty.emit(b"MPY: soft reboot\r\n")  # what the ESP32 port prints
         # -i: the REPL follows boot.py and main.py, as on the chip. setsid --ctty makes the
         # pty the interpreter's controlling terminal, or Ctrl-C would raise no SIGINT.
-        cmd = [_SETSID, "--ctty", cmd[0], "-i"] + cmd[1:]
+        cmd = [_SETSID, "--ctty", *launcher, "-i", *args]
         slave = self._pty.attach(raw_repl)
         try:
             self._proc = subprocess.Popen(cmd, cwd=self.flash, env=self._env(), stdin=slave,
@@ -350,19 +353,35 @@ class VirtualBoard:
 
     def _wait_run(self, run, timeout):
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self._proc.poll() is None:
-            if self._closing:
-                self._proc.kill()
-            if self._wdt and (time.monotonic() - self._wdt[1]) * 1e6 > self._wdt[0]:
-                self._proc.kill()
-                run.end = "watchdog"
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                self._proc.kill()
-                self._proc.wait()
-                raise BoardError("%s: run %d did not end within %.0f s (log: %s)"
-                                 % (self.name, run.number, timeout, self.log_path))
-            time.sleep(0.002)
+        # Woken by the process's exit (a pidfd), not by polling: a fleet of boards would
+        # otherwise spend a core on waking up hundreds of times a second.
+        try:
+            pidfd = os.pidfd_open(self._proc.pid)
+        except ProcessLookupError:  # already reaped: poll() below says it ended
+            pidfd = None
+        try:
+            while self._proc.poll() is None:
+                if self._closing:
+                    self._proc.kill()
+                now = time.monotonic()
+                if self._wdt and (now - self._wdt[1]) * 1e6 > self._wdt[0]:
+                    self._proc.kill()
+                    run.end = "watchdog"
+                    break
+                if deadline is not None and now > deadline:
+                    self._proc.kill()
+                    self._proc.wait()
+                    raise BoardError("%s: run %d did not end within %.0f s (log: %s)"
+                                     % (self.name, run.number, timeout, self.log_path))
+                nap = 0.05  # how soon close() is noticed
+                if self._wdt:  # fed meanwhile: then the next turn waits again
+                    nap = min(nap, max(0.0, self._wdt[1] + self._wdt[0] / 1e6 - now) + 0.001)
+                if deadline is not None:
+                    nap = min(nap, deadline - now + 0.001)
+                select.select([pidfd], [], [], nap)
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
         self._proc.wait()
         self._reader.join(5)
         run.exit_code = self._proc.returncode

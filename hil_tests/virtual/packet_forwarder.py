@@ -146,14 +146,17 @@ class PacketForwarder:
     # ------------------------------------------------------------ uplinks
 
     def _forward(self):
+        seen, waiting = 0, []  # air.frames looked at so far; those of them not yet ended
         while not self._stop.is_set():
             horizon = self.air.horizon()
             with self.air._lock:
-                ready = [f for f in self.air.frames
-                         if f.id not in self._done and f.end <= horizon and f.radio is not self]
+                waiting += [f for f in self.air.frames[seen:] if f.radio is not self]
+                seen = len(self.air.frames)
+            ready = [f for f in waiting if f.end <= horizon]
+            waiting = [f for f in waiting if f.end > horizon]
             rxpks, heard = [], []
             for frame in sorted(ready, key=lambda f: f.end):
-                self._done.add(frame.id)
+                self._done.add(frame.id)  # a frame of the air's joins no second PUSH_DATA
                 if frame.iq_inverted or not self.listening.hears(frame):
                     self.air.gateway_decided(frame, self, False)
                     continue
@@ -227,6 +230,10 @@ class PacketForwarder:
             else:
                 self.errors.append(("unexpected identifier %d" % kind, data[:12]))
 
+    def _sending_during(self, frame):
+        with self.air._lock:
+            return any(o.radio is self for o in self.air.overlapping(frame.start, frame.end))
+
     def _downlink(self, token, body):
         try:
             txpk = json.loads(body)["txpk"]
@@ -259,7 +266,7 @@ class PacketForwarder:
             ack = {"error": "TOO_LATE"}
         elif start > now + self.max_advance_us:
             ack = {"error": "TOO_EARLY"}
-        elif any(o.start < frame.end and o.end > frame.start for o in self.sent):
+        elif self._sending_during(frame):
             ack = {"error": "COLLISION_PACKET"}
         elif float(txpk.get("powe", 14)) > self.max_power_dbm:
             ack = {"warn": "TX_POWER", "value": self.max_power_dbm}
@@ -267,8 +274,11 @@ class PacketForwarder:
             self.sent.append(frame)
             self.air.transmit(self, frame)
             with self.air._lock:
-                answered = [f for f in self.air.frames
-                            if not f.iq_inverted and f.id in self._done
+                # Uplinks that ended one receive delay before this downlink (they began
+                # at most the longest frame earlier still).
+                earliest = start - max(self.rx_delays_us) - ANSWER_TOLERANCE_US
+                near = self.air.overlapping(earliest, start)
+                answered = [f for f in near if not f.iq_inverted and f.id in self._done
                             and any(abs(start - f.end - d) <= ANSWER_TOLERANCE_US
                                     for d in self.rx_delays_us)]
             for uplink in answered:

@@ -582,6 +582,8 @@ class SX127x(Model):
             self._tx = None
             self._raise(IRQ_TX_DONE)
             self._set_mode(STDBY)
+            if self.air is not None:
+                self.air.settle(self, vt)
         elif self.mode in (RXCONTINUOUS, RXSINGLE) and self._rx_start is not None:
             self._step_rx(vt)
         elif self.mode == CAD and self._cad_end is not None and vt >= self._cad_end:
