@@ -7,7 +7,7 @@ import time
 
 import machine
 
-from net import LinkDown
+from net import FrameTooLong, LinkBusy, LinkDown
 
 # The plan (eu868), the radio driver and the downlink code load in up(), once the node has
 # let its sensors go: on a 96 KB heap the two do not fit side by side.
@@ -63,7 +63,7 @@ class LoraLink:
         c = self._cfg
         wait = self._budget.soonest_ms(c["channels"], _clock_ms())
         if wait > c["max_wait_ms"]:
-            raise LinkDown("lora: duty cycle, next channel free in %d s" % (wait // 1000 + 1))
+            raise LinkBusy("lora: duty cycle, next channel free in %d s" % (wait // 1000 + 1))
         while wait > 0:
             self._feed()
             time.sleep_ms(min(wait, 1000))
@@ -71,7 +71,7 @@ class LoraLink:
         freq = eu868.pick_channel(c["channels"], self._budget, _clock_ms(),
                                   random.getrandbits(16))
         if freq is None:
-            raise LinkDown("lora: duty cycle")
+            raise LinkBusy("lora: duty cycle")
         return freq
 
     def send(self, data, fcnt, window):
@@ -79,9 +79,16 @@ class LoraLink:
         c = self._cfg
         radio = self._radio
         if len(data) > c["max_payload"]:
-            raise LinkDown("lora: frame of %d bytes is over %d at SF%d"
-                           % (len(data), c["max_payload"], c["sf"]))
+            raise FrameTooLong("lora: frame of %d bytes is over %d at SF%d"
+                               % (len(data), c["max_payload"], c["sf"]))
         toa = eu868.time_on_air_ms(len(data), radio.sf, radio.bw_hz, radio.cr, radio.preamble)
+        if "dc" not in self._state:
+            # Power-on: RTC memory, and with it the record of the last transmissions, is
+            # gone. Count as if this very frame had just been sent on every sub-band, so a
+            # node that keeps losing power cannot send more often than the duty cycle allows.
+            for freq in c["channels"]:
+                self._budget.ended(freq, toa, _clock_ms())
+            self._keep_budget()
         freq = self._channel(toa)
         radio.configure(freq_hz=freq, invert_iq=False)
         budget = self._budget

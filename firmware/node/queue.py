@@ -28,11 +28,7 @@ class FlashQueue:
 
     def push(self, frame, fcnt):
         while len(self._names) >= self._limit:
-            self._remove(self._names[0])
-            self.dropped += 1
-            with open(self._dir + "/dropped.new", "w") as f:
-                f.write(str(self.dropped))
-            os.rename(self._dir + "/dropped.new", self._dir + "/dropped")
+            self.drop(int(self._names[0][:-2]))
         name = "%010d.f" % fcnt
         path = self._dir + "/" + name
         with open(path + ".new", "wb") as f:
@@ -53,6 +49,14 @@ class FlashQueue:
 
     def remove(self, fcnt):
         self._remove("%010d.f" % fcnt)
+
+    def drop(self, fcnt):
+        """Give up a frame undelivered: it is counted (the status frame reports it)."""
+        self.remove(fcnt)
+        self.dropped += 1
+        with open(self._dir + "/dropped.new", "w") as f:
+            f.write(str(self.dropped))
+        os.rename(self._dir + "/dropped.new", self._dir + "/dropped")
 
     def _remove(self, name):
         try:

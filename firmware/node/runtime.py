@@ -231,14 +231,20 @@ class Node:
     def _deliver(self):
         """Send queued frames oldest first over the first link that works; a frame leaves
         the queue only when the gateway confirmed it. Returns the commands received."""
-        commands = []
+        from net import FrameTooLong, LinkBusy
+        commands, too_long = [], {}
         for link in self.links:
             if not len(self.queue):
                 break
             try:
                 link.up()
                 for fcnt, data in self.queue.frames():
-                    delivered, received = link.send(data, fcnt, self.window)
+                    try:
+                        delivered, received = link.send(data, fcnt, self.window)
+                    except FrameTooLong as e:  # the next frames may still go this way
+                        log("%s: %s" % (link.name, e))
+                        too_long[fcnt] = too_long.get(fcnt, 0) + 1
+                        continue
                     commands += received
                     self.wdt.feed()
                     if not delivered:
@@ -246,8 +252,15 @@ class Node:
                         self.faults |= schema.FAULT_LINK
                         break
                     self.queue.remove(fcnt)
+            except LinkBusy as e:  # the duty cycle: the frame waits, nothing is wrong
+                log("%s: %s" % (link.name, e))
             except Exception as e:  # one failing link must not stop the others
                 log("%s: %s" % (link.name, e))
+                self.faults |= schema.FAULT_LINK
+        for fcnt, links in too_long.items():
+            if links == len(self.links):  # no transport can ever carry it: it would block
+                log("frame %d dropped: too long for every link" % fcnt)
+                self.queue.drop(fcnt)
                 self.faults |= schema.FAULT_LINK
         self._keep_window()
         return commands
