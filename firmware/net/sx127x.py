@@ -93,6 +93,7 @@ class SX127x:
         self._flag = False
         self.packet = None          # the last poll() RX_DONE: (payload, rssi, snr_x4, ticks_us)
         self.done_us = 0            # when the last event's DIO0 edge came (time.ticks_us)
+        self.on_irq = None          # also called by the DIO0 handler: an asyncio flag's set
         self._op_base = _LONG_RANGE
         cs.init(cs.OUT, value=1)
         # 7.2.2: hold NRESET low for at least 100 us, then wait 5 ms before using the chip.
@@ -156,6 +157,8 @@ class SX127x:
     def _on_dio0(self, pin):
         self._irq_us = time.ticks_us()
         self._flag = True
+        if self.on_irq is not None:
+            self.on_irq()
 
     # -------------------------------------------------------------- settings
 
@@ -327,27 +330,26 @@ class SX127x:
         self.packet = (bytes(self._burst(_FIFO, n)), rssi, snr, self.done_us)
         return RX_DONE
 
-    # -------------------------------------------------------------- blocking wrappers
+    # -------------------------------------------------------------- waiting
 
-    def send(self, payload, timeout_ms, airtime_ms=0):
-        """Transmit (payload None: what load() put in the FIFO) and wait for the end;
-        returns when it ended (time.ticks_us). With the packet's airtime given, the wait
-        sleeps through most of it instead of polling."""
+    def sending(self, payload, timeout_ms):
+        """A transmission as a generator, for any way of waiting (the blocking send() here,
+        net/sx127x_async.py): it yields while the packet is going out and returns when it
+        ended (time.ticks_us). payload None: what load() put in the FIFO."""
         start = time.ticks_ms()
         self.start_send(payload)
-        if airtime_ms > 2:
-            time.sleep_ms(int(airtime_ms) - 2)
         while self.poll() != TX_DONE:
             if time.ticks_diff(time.ticks_ms(), start) > timeout_ms:
                 self.standby()
                 raise RadioTimeout("sx127x: no TxDone within %d ms" % timeout_ms)
-            time.sleep_ms(1)
+            yield
         return self.done_us
 
-    def recv(self, timeout_ms, header_ms=None, step_ms=2):
-        """Wait for one packet: (payload, rssi, snr_x4, ticks_us), or None when nothing
-        came or the packet failed its CRC. With header_ms, give up then unless a header
-        has arrived; timeout_ms bounds the wait in any case. Leaves the radio in standby."""
+    def receiving(self, timeout_ms, header_ms=None):
+        """One reception as a generator: it yields while nothing has come and returns the
+        packet (payload, rssi, snr_x4, ticks_us), or None when nothing came or the packet
+        failed its CRC. With header_ms, it gives up then unless a header has arrived;
+        timeout_ms bounds it in any case. Leaves the radio in standby."""
         start = time.ticks_ms()
         self.start_recv()
         try:
@@ -364,6 +366,30 @@ class SX127x:
                     if not self.header_seen():
                         return None
                     header_ms = None
-                time.sleep_ms(step_ms)
+                yield
         finally:
             self.standby()
+
+    # -------------------------------------------------------------- blocking wrappers
+
+    def send(self, payload, timeout_ms, airtime_ms=0):
+        """Transmit and wait for the end; returns when it ended (time.ticks_us). With the
+        packet's airtime given, the wait sleeps through most of it instead of polling."""
+        nap = int(airtime_ms) - 2 if airtime_ms > 2 else 1
+        return _wait(self.sending(payload, timeout_ms), nap, 1)
+
+    def recv(self, timeout_ms, header_ms=None, step_ms=2):
+        """Wait for one packet (see receiving()), polling every step_ms."""
+        return _wait(self.receiving(timeout_ms, header_ms), step_ms, step_ms)
+
+
+def _wait(steps, first_ms, step_ms):
+    """Run a sending()/receiving() generator to its end, sleeping between its steps."""
+    try:
+        next(steps)
+        time.sleep_ms(first_ms)
+        while True:
+            next(steps)
+            time.sleep_ms(step_ms)
+    except StopIteration as e:
+        return e.value

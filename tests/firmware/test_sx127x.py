@@ -132,3 +132,67 @@ except RadioTimeout as e:
     radio.fault = "no_txdone"
     board.run()
     board.expect("timeout: sx127x: no TxDone within 500 ms")
+
+
+# The virtual board's `time` counts virtual time from each boot; the port's C task queue
+# (_asyncio) stamps new tasks with the host's own ticks. asyncio's scheduler is put on the
+# host's ticks here so the two agree (on a chip they are the same clock). Its waits are
+# real time, and so is the board's clock meanwhile.
+ASYNC = """
+import asyncio, utime
+from asyncio import core
+core.ticks, core.ticks_diff, core.ticks_add = utime.ticks_ms, utime.ticks_diff, utime.ticks_add
+from net.sx127x_async import AsyncSX127x
+a = AsyncSX127x(r)
+ticks = [0]
+
+async def ticker():  # another task of the firmware: it runs while the radio waits
+    while True:
+        ticks[0] += 1
+        await asyncio.sleep_ms(5)
+
+async def main():
+    task = asyncio.create_task(ticker())
+    %s
+    task.cancel()
+
+asyncio.run(main())
+"""
+
+
+def test_the_asyncio_adapter_sends_and_receives_while_other_tasks_run(radio_board):
+    radio = SX127x(bus="spi1", cs=15, dio0=35, reset=4)
+    # Heard 0.5 s into the run; the send before it takes about 100 ms of airtime.
+    radio.inject(b"async down", rssi=-90.0, snr=4.0, start=500000, freq_hz=868300000, sf=9,
+                 bw_khz=125, cr=2)
+    board, _ = radio_board(ASYNC % """
+    t0 = time.ticks_us()
+    end = await a.send(b"async up", 2000, r.time_on_air_ms(8))
+    print("tx_us", time.ticks_diff(end, t0), "ticks", ticks[0])
+    p = await a.recv(5000)
+    print("got", p[0].hex(), p[1], p[2], "ticks", ticks[0])
+    print("quiet", await a.recv(3000, 200))""", radio)
+    board.run()
+    board.expect("done")
+    tx = board.expect(r"tx_us (\d+) ticks (\d+)")
+    frame = radio.sent[0]
+    assert frame.payload == b"async up"
+    assert frame.end - frame.start <= int(tx.group(1)) < frame.end - frame.start + 200000
+    assert int(tx.group(2)) >= 5  # the ticker ran during the ~100 ms on air
+    got = board.expect(r"got ([0-9a-f]+) (-?\d+) (-?\d+) ticks (\d+)")
+    assert bytes.fromhex(got.group(1)) == b"async down"
+    assert int(got.group(3)) == 16  # SNR 4 dB in quarter dB
+    assert int(got.group(4)) > int(tx.group(2))
+    board.expect("quiet None")  # nothing more: the window gives up without a header
+
+
+def test_the_asyncio_adapter_times_out_a_transmission_that_never_ends(radio_board):
+    board, radio = radio_board(ASYNC % """
+    try:
+        await a.send(b"\\x01", 300)
+    except RadioTimeout as e:
+        print("timeout:", e, "ticks", ticks[0])""")
+    radio.fault = "no_txdone"
+    board.run()
+    found = board.expect(r"timeout: sx127x: no TxDone within 300 ms ticks (\d+)")
+    assert int(found.group(1)) >= 20
