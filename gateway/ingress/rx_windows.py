@@ -11,6 +11,7 @@
 # many. RX1 is used while its sub-band's budget lasts (the node sleeps sooner).
 import logging
 
+from gateway.logs import event
 from protocol import airtime
 
 log = logging.getLogger("gateway.ingress")
@@ -18,6 +19,15 @@ log = logging.getLogger("gateway.ingress")
 RX2_FREQ_HZ = 869525000
 RX2_LATER_US = 1000000  # RX2 opens a second after RX1 (as LoRaWAN's RECEIVE_DELAY2)
 _MASK = 0xFFFFFFFF
+
+
+def downlink_error(ingress, data, reason, **where):
+    """A downlink of a radio ingress did not go out: counted, logged with the device's
+    address and where it failed, and reported (a command in it is then tried again)."""
+    ingress.metrics.downlink_errors.labels(ingress.name, reason).inc()
+    event(logging.getLogger("gateway.ingress." + ingress.name), logging.WARNING,
+          "downlink_failed", device="addr:%s" % data[1:4].hex(), reason=reason, **where)
+    ingress.downlink_failed(data, reason)
 
 
 def cr_index(codr):

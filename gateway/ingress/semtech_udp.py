@@ -195,10 +195,7 @@ class SemtechUdpIngress:
         self.transport.sendto(sp.pull_resp(token, txpk), addr)
 
     def _downlink_error(self, eui, data, reason):
-        self.metrics.downlink_errors.labels(self.name, reason).inc()
-        event(log, logging.WARNING, "downlink_failed", device="addr:%s" % data[1:4].hex(),
-              gateway=eui, reason=reason)
-        self.downlink_failed(data, reason)
+        rx_windows.downlink_error(self, data, reason, gateway=eui)
 
     def reject(self, reason, message, addr, eui="unknown"):
         self.metrics.ingress_rejected.labels(self.name, reason).inc()

@@ -216,10 +216,7 @@ class SerialBridgeIngress:
             self._downlink_error(data, reason)
 
     def _downlink_error(self, data, reason):
-        self.metrics.downlink_errors.labels(self.name, reason).inc()
-        event(log, logging.WARNING, "downlink_failed", device="addr:%s" % data[1:4].hex(),
-              port=self.port, reason=reason)
-        self.downlink_failed(data, reason)
+        rx_windows.downlink_error(self, data, reason, port=self.port)
 
     def reject(self, reason, message):
         self.metrics.ingress_rejected.labels(self.name, reason).inc()

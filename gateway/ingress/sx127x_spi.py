@@ -194,10 +194,7 @@ class Sx127xSpiIngress:
             self._wake.set()
 
     def _downlink_error(self, data, reason):
-        self.metrics.downlink_errors.labels(self.name, reason).inc()
-        event(log, logging.WARNING, "downlink_failed", device="addr:%s" % data[1:4].hex(),
-              receiver=self.receiver, reason=reason)
-        self.downlink_failed(data, reason)
+        rx_windows.downlink_error(self, data, reason, receiver=self.receiver)
 
     def reject(self, reason, message):
         self.metrics.ingress_rejected.labels(self.name, reason).inc()
