@@ -14,8 +14,19 @@ from net import FrameTooLong, LinkBusy, LinkDown
 eu868 = None
 reply_window = None
 
-_TX_SLACK_MS = 100  # beyond the airtime, before a missing TxDone counts as a radio fault
+TX_SLACK_MS = 100  # beyond the airtime, before a missing TxDone counts as a radio fault
 _RX2_LATER_MS = 1000  # RX2 opens a second after RX1 (gateway/ingress/rx_windows.py)
+
+
+def make_radio(c):
+    """The SX127x on the SPI bus and pins a `lora` config section names, tuned to its first
+    channel (a node's link, the bridge)."""
+    from net.sx127x import SX127x
+    spi = machine.SPI(c["spi"], baudrate=c["baudrate"], sck=machine.Pin(c["sck"]),
+                      mosi=machine.Pin(c["mosi"]), miso=machine.Pin(c["miso"]))
+    return SX127x(spi, machine.Pin(c["cs"]), machine.Pin(c["reset"]), machine.Pin(c["dio0"]),
+                  freq_hz=c["channels"][0], sf=c["sf"], bw_hz=c["bw_hz"], cr=c["cr"],
+                  power_dbm=c["power_dbm"], preamble=c["preamble"])
 
 
 def _clock_ms():
@@ -44,17 +55,10 @@ class LoraLink:
             gc.collect()  # the app's garbage gone first, the radio's code lies in one piece
             from net import eu868
             from net.downlink import reply_window
-            from net.sx127x import SX127x, RadioError
             self._budget = eu868.Budget(self._state.get("dc"), self._cfg["bands"])
-            c = self._cfg
             try:
-                spi = machine.SPI(c["spi"], baudrate=c["baudrate"], sck=machine.Pin(c["sck"]),
-                                  mosi=machine.Pin(c["mosi"]), miso=machine.Pin(c["miso"]))
-                self._radio = SX127x(spi, machine.Pin(c["cs"]), machine.Pin(c["reset"]),
-                                     machine.Pin(c["dio0"]), freq_hz=c["channels"][0],
-                                     sf=c["sf"], bw_hz=c["bw_hz"], cr=c["cr"],
-                                     power_dbm=c["power_dbm"], preamble=c["preamble"])
-            except (RadioError, OSError) as e:
+                self._radio = make_radio(self._cfg)
+            except OSError as e:  # RadioError is one
                 raise LinkDown("lora: radio not available (%s)" % e)
 
     def _channel(self, airtime_ms):
@@ -94,10 +98,10 @@ class LoraLink:
         budget = self._budget
         # Booked and kept in RTC memory before the radio keys up (as if it started as late
         # as the send may take), so a reset during the transmission cannot forget it...
-        budget.spend(freq, toa, _clock_ms() + _TX_SLACK_MS)
+        budget.spend(freq, toa, _clock_ms() + TX_SLACK_MS)
         self._keep_budget()
         try:
-            end_us = radio.send(data, int(toa) + _TX_SLACK_MS, toa)
+            end_us = radio.send(data, int(toa) + TX_SLACK_MS, toa)
         except OSError as e:
             raise LinkDown("lora: send failed (%s)" % e)
         finally:

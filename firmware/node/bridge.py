@@ -8,16 +8,15 @@ import select
 import sys
 import time
 
-import machine
 
 from net import bridgeline as line
 from net.eu868 import time_on_air_ms
-from net.sx127x import RX_CRC_ERROR, RX_DONE, SX127x
+from net.lora import TX_SLACK_MS, make_radio
+from net.sx127x import RX_CRC_ERROR, RX_DONE
 
 _PREPARE_US = 50000         # the radio is set up for a downlink this long before its time
 _EARLIEST_US = 2000         # a downlink due sooner than this is refused (too_late)
 _LATEST_US = 10000000       # ... and one further ahead than this (too_early)
-_TX_SLACK_MS = 100
 # Between passes of the main loop: the packet's time comes from the DIO0 interrupt, so the
 # loop only needs to be quick enough to keep up with the console (115 bytes in 10 ms at
 # 115200 baud, well within the console's receive buffer).
@@ -123,7 +122,7 @@ class Bridge:
             start = self.clock.tick()
             toa = time_on_air_ms(len(dn["payload"]), dn["sf"], dn["bw_hz"], dn["cr"],
                                  radio.preamble)
-            radio.send(None, int(toa) + _TX_SLACK_MS, toa)
+            radio.send(None, int(toa) + TX_SLACK_MS, toa)
             self.out(line.ok(start))
         except OSError as e:
             self.out("ERR tx_timeout %s" % e)
@@ -160,13 +159,8 @@ def main(path="bridge.json"):
     except (OSError, ValueError, ConfigError) as e:
         log("bridge config error:", e)
         return
-    spi = machine.SPI(lora["spi"], baudrate=lora["baudrate"], sck=machine.Pin(lora["sck"]),
-                      mosi=machine.Pin(lora["mosi"]), miso=machine.Pin(lora["miso"]))
     try:
-        radio = SX127x(spi, machine.Pin(lora["cs"]), machine.Pin(lora["reset"]),
-                       machine.Pin(lora["dio0"]), freq_hz=lora["channels"][0], sf=lora["sf"],
-                       bw_hz=lora["bw_hz"], cr=lora["cr"], power_dbm=lora["power_dbm"],
-                       preamble=lora["preamble"])
+        radio = make_radio(lora)
     except OSError as e:
         log("bridge: no radio:", e)
         return

@@ -162,7 +162,8 @@ def test_a_receipt_in_rx2_is_heard_and_a_command_follows_on_its_channel(make_boa
     down = [f for f in air.frames if f.iq_inverted]
     # The receipt: a second after RX1, on 869.525 MHz; the command rx_delay after its end,
     # on the same channel. The node heard both (nothing came in RX1 on 868.1 MHz).
-    assert abs(down[0].start - up.end - RX_DELAY_MS * 1000 - 1000000) < 20000
+    # (measured from the uplink's end as the bridge stamped it: see the first test)
+    assert 0 <= down[0].start - up.end - RX_DELAY_MS * 1000 - 1000000 < 150000
     assert abs(down[1].start - down[0].end - RX_DELAY_MS * 1000) < 20000
     assert all(abs(f.freq_hz - 869525000) < 62 for f in down[:2])  # 61 Hz synthesizer step
     assert [e["fate"] for e in air.log if e["frame"] in (down[0].id, down[1].id)
