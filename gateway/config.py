@@ -95,7 +95,7 @@ class MqttConfig:
     format: str = "json"  # or "senml"
     keepalive_s: int = 60
     session_expiry_s: int = 86400
-    batch: int = 200  # records in flight at once
+    batch: int = 200  # records per publish; up to 4 batches in flight
     backoff_min_s: float = 0.5
     backoff_max_s: float = 30.0
 

@@ -85,25 +85,48 @@ class Pipeline:
                     batch.append(self.queue.get_nowait())
                 except asyncio.QueueEmpty:
                     break
-            self.process(batch)
+            # The COMMIT runs on the store's thread: meanwhile the forwarders publish and
+            # the ingresses read the next uplinks.
+            try:
+                async with self.store.group_transaction():
+                    outcome = self._store_group(batch)
+            except sqlite3.Error as e:
+                self._not_stored(batch, e)
+            else:
+                self._answer_group(batch, outcome)
             await asyncio.sleep(0)  # let ingress and forwarders run between groups
 
     # -- the pipeline proper ----------------------------------------------------------------
 
     def process(self, uplinks):
-        """Verify, store and answer a group of uplinks in one transaction."""
-        replies, applied = [], []
+        """Verify, store and answer a group of uplinks in one transaction, committed on
+        this thread (run() commits on the store's)."""
         try:
             with self.store.transaction():
-                for up in uplinks:
-                    self._one(up, replies, applied)
+                outcome = self._store_group(uplinks)
         except sqlite3.Error as e:
-            # Nothing of this group is stored: send no receipt (the nodes will send again),
-            # and take the counters back to what the database holds.
-            for up in uplinks:
-                self._count_reject(up, "store_error", str(e), "unknown")
-            self.registry.load()
-            return
+            self._not_stored(uplinks, e)
+        else:
+            self._answer_group(uplinks, outcome)
+
+    def _store_group(self, uplinks):
+        """Verify and store the group, in the transaction; the replies to send and the
+        replay windows to apply once it is committed."""
+        replies, applied = [], []
+        for up in uplinks:
+            self._one(up, replies, applied)
+        return replies, applied
+
+    def _not_stored(self, uplinks, error):
+        # Nothing of this group is stored: send no receipt (the nodes will send again),
+        # and take the counters back to what the database holds.
+        for up in uplinks:
+            self._count_reject(up, "store_error", str(error), "unknown")
+        self.registry.load()
+
+    def _answer_group(self, uplinks, outcome):
+        """The group is committed: only now are receipts sent."""
+        replies, applied = outcome
         for entry, window in applied:
             entry.window = window
         self.processed += len(uplinks)

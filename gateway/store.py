@@ -1,12 +1,17 @@
 # The gateway's durable state in one SQLite file (WAL): per-device counters, the frames
 # accepted (for deduplication), the output records (the outbox, and the readings the API
 # serves), one cursor per forwarder, and the command queue. One connection, used from the
-# event loop only; the pipeline groups many uplinks into one transaction.
+# event loop, but for the COMMIT of the pipeline's groups (group_transaction); the pipeline
+# groups many uplinks into one transaction. The forwarders read the outbox on a connection
+# of their own, which sees committed transactions only.
+import asyncio
 import json
 import os
 import sqlite3
+import threading
 import time
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS device_state (
@@ -79,13 +84,25 @@ class Store:
         self.db.execute("PRAGMA journal_size_limit=%d" % WAL_LIMIT)
         self.db.executescript(_SCHEMA)
         self._page_size = self.db.execute("PRAGMA page_size").fetchone()[0]  # fixed once created
+        self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._reader.execute("PRAGMA query_only=1")
         self._in_tx = False
+        # Held from BEGIN to the end of COMMIT, so that no other transaction starts on the
+        # connection while a group commits on the committer thread (which releases it).
+        self._lock = threading.Lock()
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="store-commit")
+        self._cursors = {}  # forwarder -> confirmed seq not written yet
         # Devices that may have commands to deliver (None: to be read again). Asking SQLite
         # on every uplink would cost three statements per frame for the rare device that
         # has a command waiting.
         self._pending_devices = None
 
     def close(self):
+        self._committer.shutdown(wait=True)
+        if self._cursors:
+            with self.transaction(durable=False):
+                pass  # writes them
+        self._reader.close()
         self.db.close()
 
     @contextmanager
@@ -97,23 +114,72 @@ class Store:
         if self._in_tx:  # nested: part of the outer transaction
             yield
             return
+        # First wait for a group that is committing: until its COMMIT ran, anything done
+        # on the connection (a PRAGMA synchronous included) would be part of it.
+        self._lock.acquire()
         relax = not durable and self._synchronous == "FULL"
-        if relax:
-            self.db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            if relax:
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            with self._statements():
+                yield
+            self._commit()
+        finally:
+            try:
+                if relax:
+                    self.db.execute("PRAGMA synchronous=FULL")
+            finally:
+                self._lock.release()
+
+    @asynccontextmanager
+    async def group_transaction(self):
+        """A durable transaction like transaction(), whose COMMIT runs on the committer
+        thread: the event loop goes on (forwarding, reading datagrams) while the disk
+        syncs, and the caller resumes once the transaction is durable. The body must not
+        await: everything else that uses the connection runs in between."""
+        self._lock.acquire()
+        try:
+            with self._statements():
+                yield
+        except BaseException:
+            self._lock.release()
+            raise
+        # Until the COMMIT returned, another transaction waits for the lock and the
+        # forwarders' reader does not see this one. Shielded: a caller cancelled meanwhile
+        # must not cancel the COMMIT before it started, which would keep the lock.
+        loop = asyncio.get_running_loop()
+        await asyncio.shield(loop.run_in_executor(self._committer, self._commit, True))
+
+    @contextmanager
+    def _statements(self):
+        """BEGIN, the cursors waiting to be written, the body; ROLLBACK if it raises."""
         self.db.execute("BEGIN IMMEDIATE")
         self._in_tx = True
         try:
+            for forwarder, seq in self._cursors.items():
+                self._write_cursor(forwarder, seq)
+            self._cursors.clear()
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
-            self._pending_devices = None  # commands may have changed state and back
+            self._rollback()
             raise
-        else:
-            self.db.execute("COMMIT")
         finally:
             self._in_tx = False
-            if relax:
-                self.db.execute("PRAGMA synchronous=FULL")
+
+    def _commit(self, release=False):
+        try:
+            self.db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            if release:
+                self._lock.release()
+
+    def _rollback(self):
+        if self.db.in_transaction:  # a failed COMMIT may have rolled back already
+            self.db.execute("ROLLBACK")
+        self._pending_devices = None  # commands may have changed state and back
 
     # -- device counters ---------------------------------------------------------------------
 
@@ -172,8 +238,11 @@ class Store:
         return cur.rowcount == 1
 
     def records_after(self, seq, limit):
-        return self.db.execute("SELECT seq, key, device_id, kind, received, body FROM records "
-                               "WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)).fetchall()
+        """The committed records after seq (on the forwarders' connection: a group that
+        is still committing is not there yet)."""
+        return self._reader.execute("SELECT seq, key, device_id, kind, received, body "
+                                    "FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                                    (seq, limit)).fetchall()
 
     def last_seq(self):
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM records").fetchone()[0]
@@ -183,6 +252,19 @@ class Store:
         return row[0] if row else 0
 
     def set_cursor(self, forwarder, seq):
+        """Every record up to seq is confirmed by this forwarder. Not durable (a cursor lost
+        in a power cut only sends those records again), and while a group commits it is
+        written with the next transaction (under load, the next group's; at the latest on
+        close) rather than have the event loop wait."""
+        if self._in_tx:
+            self._write_cursor(forwarder, seq)
+            return
+        self._cursors[forwarder] = seq
+        if not self._lock.locked():
+            with self.transaction(durable=False):
+                pass  # _statements() writes it
+
+    def _write_cursor(self, forwarder, seq):
         self.db.execute("INSERT INTO cursors VALUES (?, ?) ON CONFLICT (forwarder) DO UPDATE "
                         "SET seq=MAX(seq, excluded.seq)", (forwarder, seq))
 

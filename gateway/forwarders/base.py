@@ -1,7 +1,8 @@
 # What every forwarder shares: the cursor loop over the outbox, and reconnection with
 # exponential backoff. A subclass supplies connect() (an async context manager for one
 # connection) and send(session, rows), which returns only when the next hop confirmed all
-# rows and raises on anything else.
+# rows and raises on anything else; or a _pump(session) of its own that calls confirmed()
+# for every run of rows the next hop confirmed, in seq order.
 import asyncio
 import logging
 import random
@@ -73,13 +74,15 @@ class Forwarder:
                     await self.wake.wait()
                     continue
             await self.send(session, rows)
-            last = rows[-1][0]
-            # Not durable: a cursor lost in a power cut only sends those records again.
-            with self.store.transaction(durable=False):
-                self.store.set_cursor(self.name, last)
-            self.confirmed_seq = last
-            now = time.time()
-            self.metrics.forwarded.labels(self.name).inc(len(rows))
-            hist = self.metrics.forward_latency.labels(self.name)
-            for row in rows:
-                hist.observe(now - row[4])
+            self.confirmed(rows)
+
+    def confirmed(self, rows):
+        """The next hop confirmed rows, and every record before them: move the cursor."""
+        last = rows[-1][0]
+        self.store.set_cursor(self.name, last)
+        self.confirmed_seq = last
+        now = time.time()
+        self.metrics.forwarded.labels(self.name).inc(len(rows))
+        hist = self.metrics.forward_latency.labels(self.name)
+        for row in rows:
+            hist.observe(now - row[4])

@@ -2,6 +2,7 @@
 # idempotency key in the payload and as the user property "key". Topics and payloads are in
 # gateway/README.md.
 import asyncio
+import collections
 import contextlib
 import datetime
 import json
@@ -101,6 +102,11 @@ class PublishProperties(Properties):
     __repr__ = __str__
 
 
+# Batches published and waiting for their PUBACKs at once; enough to cover the round trip
+# to the broker while the event loop is busy storing the next uplinks.
+_BATCHES_IN_FLIGHT = 4
+
+
 class MqttForwarder(Forwarder):
     name = "mqtt"
     transient = Forwarder.transient + (aiomqtt.MqttError,)
@@ -128,7 +134,10 @@ class MqttForwarder(Forwarder):
             c.host, c.port, identifier=self.client_id,
             protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props,
             username=c.username or None, password=password or None, tls_context=tls,
-            keepalive=c.keepalive_s, timeout=30, max_inflight_messages=c.batch))
+            keepalive=c.keepalive_s, timeout=30,
+            # No limit in paho: the forwarder bounds what is in flight (batches of
+            # c.batch), and with a limit paho walks every message in flight on each PUBACK.
+            max_inflight_messages=0))
 
     def describe(self, exc):
         text = super().describe(exc)
@@ -143,9 +152,44 @@ class MqttForwarder(Forwarder):
                     "and mqtt.host)" % text)
         return text
 
-    async def send(self, session, rows):
+    async def _pump(self, session):
+        """Keep up to _BATCHES_IN_FLIGHT batches published and waiting for their PUBACKs:
+        a batch is published as soon as its records are committed, not after the PUBACKs
+        of the one before (which would leave the link idle for a round trip per batch).
+        The cursor moves only over the oldest batches, once every PUBACK of each came, so
+        it never passes a record the broker has not confirmed; batches confirmed out of
+        order wait for the older ones."""
+        in_flight = collections.deque()  # (rows, their PUBACKs), oldest first
+        sent_seq = self.confirmed_seq
+        try:
+            while True:
+                self.wake.clear()  # a commit from here on is seen by the next pass
+                while len(in_flight) < _BATCHES_IN_FLIGHT:
+                    rows = self.store.records_after(sent_seq, self.batch)
+                    if not rows:
+                        break
+                    in_flight.append((rows, session.publish_all(self._messages(rows))))
+                    sent_seq = rows[-1][0]
+                if not in_flight:
+                    await self.wake.wait()
+                    continue
+                # Room for another batch: new records wake us too.
+                room = len(in_flight) < _BATCHES_IN_FLIGHT
+                if not await session.acked(in_flight[0][1], self.wake if room else None):
+                    continue
+                done = []
+                while in_flight and in_flight[0][1].future.done():
+                    rows, acks = in_flight.popleft()
+                    self._refused(rows, acks.codes)
+                    done += rows
+                self.confirmed(done)
+        finally:
+            for _, acks in in_flight:
+                acks.future.cancel()
+
+    def _messages(self, rows):
+        """(topic, payload, properties) of each record."""
         c = self.config
-        publishes = []
         for seq, key, device_id, kind, received, body_text in rows:
             if c.format == "senml":
                 body = json.loads(body_text)
@@ -156,33 +200,55 @@ class MqttForwarder(Forwarder):
                 payload = body_text
                 content_type = "application/json"
             props = PublishProperties(content_type, key, self.gateway_id)
-            topic = "%s/%s/%s" % (c.topic_prefix, kind, device_id)
-            publishes.append((topic, payload, props, key))
-        futures = session.publish_all(p[:3] for p in publishes)
-        codes = await session.confirm(asyncio.gather(*futures))
-        for (topic, _, _, key), code in zip(publishes, codes or ()):
+            yield "%s/%s/%s" % (c.topic_prefix, kind, device_id), payload, props
+
+    def _refused(self, rows, codes):
+        for row, code in zip(rows, codes):
             if getattr(code, "is_failure", False):
                 # The broker answered, and refused (an ACL, a quota): sending again would
                 # get the same answer, so it is confirmed like the rest, and said loudly.
                 self.metrics.forward_errors.labels(self.name).inc()
-                event(log, logging.ERROR, "publish_refused", forwarder=self.name, key=key,
-                      topic=topic, reason=str(code))
+                event(log, logging.ERROR, "publish_refused", forwarder=self.name, key=row[1],
+                      topic="%s/%s/%s" % (self.config.topic_prefix, row[3], row[2]),
+                      reason=str(code))
+
+
+class _Acks:
+    """The PUBACKs one batch waits for: their reason codes in publish order, and a future
+    done once the last one came, which must be by the deadline (event loop time). One
+    future per batch, not per message: a future per message costs a callback on the event
+    loop for each PUBACK."""
+
+    __slots__ = ("future", "codes", "left", "deadline")
+
+    def __init__(self, future, deadline):
+        self.future = future
+        self.codes = []
+        self.left = 0
+        self.deadline = deadline
+
+    def ack(self, index, code):
+        self.codes[index] = code
+        self.left -= 1
+        if not self.left and not self.future.done():
+            self.future.set_result(None)
 
 
 class _Session:
-    """One connection, and a watcher that notices when it drops, since a send waits for
+    """One connection, and a watcher that notices when it drops, since a batch waits for
     PUBACKs without looking at the connection.
 
-    A batch is published through the paho client under aiomqtt, with one future per message
-    resolved by paho's on_publish (called on the event loop, where aiomqtt reads the
-    socket): aiomqtt's own publish() costs a task, an event and a timeout per message, more
-    than the rest of a publish. PUBACKs of anything else still go to aiomqtt."""
+    A batch is published through the paho client under aiomqtt, with one future resolved
+    by paho's on_publish (called on the event loop, where aiomqtt reads the socket) once
+    the batch's last PUBACK came: aiomqtt's own publish() costs a task, an event and a
+    timeout per message, more than the rest of a publish. PUBACKs of anything else still
+    go to aiomqtt."""
 
     def __init__(self, client, *, timeout=30):
         self.client = client
         self.timeout = timeout
         self._watch = None
-        self._waiting = {}  # message id -> future of its PUBACK
+        self._waiting = {}  # message id -> (_Acks of its batch, index in the batch)
         self._paho = None
         self._aiomqtt_on_publish = None
 
@@ -197,46 +263,52 @@ class _Session:
         return self
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):
-        fut = self._waiting.pop(mid, None)
-        if fut is None:
+        waiting = self._waiting.pop(mid, None)
+        if waiting is None:
             self._aiomqtt_on_publish(client, userdata, mid, reason_code, properties)
-        elif not fut.done():
-            fut.set_result(reason_code)
+        else:
+            waiting[0].ack(waiting[1], reason_code)
 
     def publish_all(self, messages):
-        """Publish (topic, payload, properties) with QoS 1; the futures of their PUBACKs."""
+        """Publish (topic, payload, properties) with QoS 1; their _Acks."""
         loop = asyncio.get_running_loop()
-        futures = []
-        for topic, payload, props in messages:
+        acks = _Acks(loop.create_future(), loop.time() + self.timeout)
+        for index, (topic, payload, props) in enumerate(messages):
             info = self._paho.publish(topic, payload, 1, False, props)
             if info.rc != paho_client.MQTT_ERR_SUCCESS:
                 raise TransientError("publish: %s" % paho_client.error_string(info.rc))
-            # A QoS 1 PUBACK is read by this loop, so it cannot come before the future exists:
-            # each message gets one, in order, which send() pairs with its record.
-            fut = loop.create_future()
-            self._waiting[info.mid] = fut
-            futures.append(fut)
-        return futures
+            # A QoS 1 PUBACK is read by this loop, so it cannot come before it is waited for.
+            self._waiting[info.mid] = (acks, index)
+            acks.codes.append(None)
+            acks.left += 1
+        if not acks.left:
+            acks.future.set_result(None)
+        return acks
 
     async def _watcher(self):
         async for _ in self.client.messages:  # ends with MqttError on disconnection
             pass
 
-    async def confirm(self, gathered):
-        gathered = asyncio.ensure_future(gathered)
+    async def acked(self, acks, wake=None):
+        """Wait for a batch's PUBACKs (_Acks from publish_all); True once they all came,
+        False when the event wake was set first. Raises TransientError when the connection
+        drops or the batch's PUBACKs are not all there self.timeout after its publish."""
+        waits = {acks.future, self._watch}
+        woken = None
+        if wake is not None:
+            woken = asyncio.ensure_future(wake.wait())
+            waits.add(woken)
         try:
-            done, _ = await asyncio.wait({gathered, self._watch}, timeout=self.timeout,
+            timeout = max(0.0, acks.deadline - asyncio.get_running_loop().time())
+            done, _ = await asyncio.wait(waits, timeout=timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            gathered.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await gathered
-            raise
-        if gathered in done:
-            return gathered.result()
-        gathered.cancel()
-        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-            await gathered
+        finally:
+            if woken is not None:
+                woken.cancel()
+        if acks.future in done:
+            return True
+        if woken is not None and woken in done:
+            return False
         self._waiting.clear()
         if not done:
             raise TransientError("no PUBACK within %s s" % self.timeout)

@@ -1,9 +1,11 @@
 # Delivery guarantees towards the broker: a broker outage loses nothing, and several
 # gateways hearing the same frames give consumers one reading per idempotency key.
 import collections
+import dataclasses
+import sqlite3
 import time
 
-from protocol import schema
+from protocol import batch, schema
 
 from tests.gateway.broker import Consumer, wait_until
 from tests.gateway.harness import GatewayThread, make_config
@@ -54,6 +56,53 @@ def test_broker_outage_mid_stream_loses_nothing(tmp_path, broker, fleet):
     seen, conflicts = dedup(consumer.messages)
     assert sorted(seen) == sorted(expected)
     assert conflicts == []
+    consumer.close()
+
+
+def test_batches_in_flight_through_a_broker_outage_give_each_key_once(tmp_path, broker, fleet):
+    """Batches of 4 records, several published before the first is confirmed: every
+    uplink of 6 readings fills two at once. The broker goes away mid-stream and comes back;
+    each record reaches the consumer (again, for those whose PUBACK was lost), and the
+    cursor ends on the last record only once everything is confirmed."""
+    inv, devices = fleet
+    dev = devices[0]
+    consumer = Consumer(broker.port)
+    cfg = make_config(tmp_path, inv, broker_port=broker.port)
+    cfg = dataclasses.replace(cfg, mqtt=dataclasses.replace(cfg.mqtt, batch=4))
+    with GatewayThread(cfg) as g:
+        node = WifiNode(addr=dev.addr, key=dev.key, gateway=g.udp)
+        expected = []
+
+        def send(n):
+            for _ in range(n):
+                fcnt = node.fcnt
+                body = batch.encode(schema.FILL, [fill_reading(i) for i in range(6)],
+                                    step_s=60, newest_age_s=0)
+                assert node.exchange(node.seal(schema.BATCH, body))
+                expected.extend("%s:%d:%d" % (dev.id, fcnt, i) for i in range(6))
+
+        send(20)
+        wait_until(lambda: len(set(consumer.keys())) >= 30, 10, "the first readings")
+        broker.stop()
+        send(20)
+        wait_until(lambda: g.metric("cityedge_forward_errors_total", forwarder="mqtt") >= 1,
+                   10, "the forwarder to notice the outage")
+        broker.start()
+        send(20)
+        wait_until(lambda: set(consumer.keys()) >= set(expected), 30, "every reading")
+        wait_until(lambda: g.call(
+            lambda: g.gw.store.backlog(g.gw.forwarders[0].confirmed_seq)[0]) == 0, 10,
+            "the outbox to drain")
+    seen, conflicts = dedup(consumer.messages)
+    assert sorted(seen) == sorted(expected) and conflicts == []
+    # Each key once from the gateway's point of view: one record per key in the outbox, and
+    # the cursor, written on the way out, on the last of them.
+    db = sqlite3.connect(cfg.store.path)
+    keys = [k for k, in db.execute("SELECT key FROM records ORDER BY seq")]
+    assert keys == expected
+    assert db.execute("SELECT seq FROM cursors WHERE forwarder='mqtt'").fetchone() == \
+        db.execute("SELECT MAX(seq) FROM records").fetchone()
+    db.close()
     consumer.close()
 
 
