@@ -80,6 +80,12 @@ def time_on_air_ms(length, sf, bw_hz, cr, preamble):
     return (preamble + 4.25 + 8 + max(blocks * cr, 0)) * symbol
 
 
+def snr_limit_db(sf):
+    """The lowest SNR at which the SX1276 still demodulates this spreading factor
+    (datasheet table 13: -7.5 dB at SF7, 2.5 dB less per step, -20 dB at SF12)."""
+    return -7.5 - 2.5 * (sf - 7)
+
+
 def max_payload(sf, bw_hz):
     """The largest frame EU868 allows at this spreading factor and bandwidth."""
     try:

@@ -16,6 +16,10 @@ reply_window = None
 
 TX_SLACK_MS = 100  # beyond the airtime, before a missing TxDone counts as a radio fault
 _RX2_LATER_MS = 1000  # RX2 opens a second after RX1 (gateway/ingress/rx_windows.py)
+# Adaptive SF: as LoRaWAN's network-side ADR keeps an installation margin of 10 dB.
+_ADR_MARGIN_DB = 10
+_ADR_GOOD = 4
+_ADR_MISSES = 3
 
 
 def make_radio(c):
@@ -60,6 +64,8 @@ class LoraLink:
                 self._radio = make_radio(self._cfg)
             except OSError as e:  # RadioError is one
                 raise LinkDown("lora: radio not available (%s)" % e)
+            if self._cfg["adr"] and "sf" in self._state:  # chosen on an earlier wake
+                self._radio.configure(sf=self._state["sf"])
 
     def _channel(self, airtime_ms):
         """A channel whose sub-band is open, waiting up to max_wait_ms for one; LinkDown if
@@ -82,9 +88,10 @@ class LoraLink:
         """Send one frame; return (delivered, [command dicts]) from the receive windows."""
         c = self._cfg
         radio = self._radio
-        if len(data) > c["max_payload"]:
+        longest = eu868.max_payload(radio.sf, radio.bw_hz)
+        if len(data) > longest:
             raise FrameTooLong("lora: frame of %d bytes is over %d at SF%d"
-                               % (len(data), c["max_payload"], c["sf"]))
+                               % (len(data), longest, radio.sf))
         toa = eu868.time_on_air_ms(len(data), radio.sf, radio.bw_hz, radio.cr, radio.preamble)
         if "dc" not in self._state:
             # Power-on: RTC memory, and with it the record of the last transmissions, is
@@ -112,6 +119,7 @@ class LoraLink:
         radio.configure(invert_iq=True)
         end = [end_us]  # each downlink's window opens after the previous one ended
         first = [True]
+        heard = [None]  # the SNR (x4) of the first downlink: the receipt, as a rule
 
         def receive():
             delay, rx2 = c["rx_delay_ms"], first[0] and c["rx2_freq_hz"]
@@ -126,12 +134,43 @@ class LoraLink:
             first[0] = False
             if packet is None:
                 return None
+            if heard[0] is None:
+                heard[0] = packet[2]
             end[0] = packet[3]
             return packet[0]
 
         delivered, commands = reply_window(receive, self._keys, self._addr, fcnt, window, "lora")
         radio.sleep()
+        if c["adr"]:
+            self._adapt(delivered, heard[0])
         return delivered, commands
+
+    def _adapt(self, delivered, snr_x4):
+        """Adaptive spreading factor (lora.adr) from the receipts' link quality: the path
+        is the same both ways, so the SNR at which the node hears the gateway's receipt
+        stands for the gateway's. After _ADR_GOOD receipts in a row with _ADR_MARGIN_DB to
+        spare one SF lower (each step costs 2.5 dB of sensitivity), one SF less: half the
+        airtime and charge. After _ADR_MISSES uplinks in a row without a receipt, one more.
+        Within sf_min..sf_max; kept in RTC memory (a power-on starts again at `sf`)."""
+        c, st, sf = self._cfg, self._state, self._radio.sf
+        good, missed = st.get("ag", 0), st.get("am", 0)
+        if delivered:
+            missed = 0
+            margin = snr_x4 / 4 - eu868.snr_limit_db(sf)
+            good = good + 1 if margin >= _ADR_MARGIN_DB + 2.5 else 0
+        else:
+            good, missed = 0, missed + 1
+        new = sf
+        if good >= _ADR_GOOD and sf > c["sf_min"]:
+            new = sf - 1
+        elif missed >= _ADR_MISSES and sf < c["sf_max"]:
+            new = sf + 1
+        if new != sf:
+            print("lora: SF%d -> SF%d" % (sf, new))
+            self._radio.configure(sf=new)
+            good = missed = 0
+        st["sf"], st["ag"], st["am"] = new, good, missed
+        self._save_state()
 
     def _keep_budget(self):
         self._state["dc"] = self._budget.open_at

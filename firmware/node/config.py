@@ -58,12 +58,14 @@ _LORA_DEFAULTS = (
     ("sf", 9), ("bw_hz", 125000), ("cr", 5), ("power_dbm", 14), ("preamble", 8),
     ("rx_delay_ms", 1000), ("rx_margin_ms", 20), ("rx_window_ms", 50), ("max_wait_ms", 30000),
     ("rx2_freq_hz", 869525000),  # the RX2 channel, in the 10 % sub-band; 0: no RX2
+    ("sf_min", 7), ("sf_max", 12),  # the adaptive SF's range (lora.adr)
 )
 _LORA_RANGES = (
     ("spi", 0, 3), ("baudrate", 100000, 10000000), ("sck", 0, 48), ("mosi", 0, 48),
     ("miso", 0, 48), ("cs", 0, 48), ("reset", 0, 48), ("dio0", 0, 48), ("sf", 7, 12),
     ("cr", 5, 8), ("power_dbm", 2, 14), ("preamble", 6, 65535), ("rx_delay_ms", 100, 15000),
     ("rx_margin_ms", 0, 1000), ("rx_window_ms", 0, 5000), ("max_wait_ms", 0, 600000),
+    ("sf_min", 7, 12), ("sf_max", 7, 12),
 )
 
 
@@ -80,6 +82,12 @@ def lora_section(lora, where):
         value = lora[name]
         if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
             _fail(where, "field 'lora.%s' must be an integer %d..%d" % (name, lo, hi))
+    lora.setdefault("adr", False)
+    if not isinstance(lora["adr"], bool):
+        _fail(where, "field 'lora.adr' must be true or false")
+    if not lora["sf_min"] <= lora["sf"] <= lora["sf_max"]:
+        _fail(where, "field 'lora.sf' must lie within sf_min..sf_max (%d..%d)"
+              % (lora["sf_min"], lora["sf_max"]))
     if lora["bw_hz"] not in eu868.BANDWIDTHS_HZ:
         _fail(where, "field 'lora.bw_hz' must be one of %s"
               % ", ".join(str(b) for b in eu868.BANDWIDTHS_HZ))
@@ -103,6 +111,9 @@ def lora_section(lora, where):
         _fail(where, "field 'lora.rx2_freq_hz': %s (0: no RX2)" % e)
     try:
         lora["max_payload"] = eu868.max_payload(lora["sf"], lora["bw_hz"])
+        if lora["adr"]:  # every SF it may choose is a data rate
+            for sf in range(lora["sf_min"], lora["sf_max"] + 1):
+                eu868.max_payload(sf, lora["bw_hz"])
     except ValueError as e:
         _fail(where, "field 'lora.sf': %s" % e)
     lora["bands"] = eu868.sub_bands(channels)

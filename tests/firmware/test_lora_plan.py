@@ -76,6 +76,12 @@ def test_the_nodes_regional_figures_are_the_protocols():
             assert eu868.sub_band(freq) == expected
 
 
+def test_the_nodes_demodulation_limits_are_the_datasheets_as_the_air_has_them():
+    from hil_tests.virtual.air import SNR_LIMIT_DB
+    assert {sf: eu868.snr_limit_db(sf) for sf in range(7, 13)} \
+        == {sf: SNR_LIMIT_DB[sf] for sf in range(7, 13)}
+
+
 def test_the_nodes_airtime_matches_the_protocols_reference():
     # eu868.time_on_air_ms keeps the node's heap free of protocol/airtime.py: it must give
     # the same figures for every setting the link can use.
@@ -257,6 +263,7 @@ def test_an_empty_lora_section_gets_the_documented_defaults(rt):
     assert (lora["sf"], lora["bw_hz"], lora["cr"], lora["power_dbm"]) == (9, 125000, 5, 14)
     assert (lora["rx_delay_ms"], lora["max_payload"]) == (1000, 128)
     assert lora["rx2_freq_hz"] == 869525000  # RX2 in the 10 % sub-band
+    assert (lora["adr"], lora["sf_min"], lora["sf_max"]) == (False, 7, 12)
 
 
 @pytest.mark.parametrize("section, message", [
@@ -272,6 +279,10 @@ def test_an_empty_lora_section_gets_the_documented_defaults(rt):
     ({"bw_hz": 250000, "sf": 9, "channels": [868300000]}, "field 'lora.sf': .*not an EU868"),
     ({"rx2_freq_hz": 869300000}, "field 'lora.rx2_freq_hz': freq_hz 869300000 is in no EU868"),
     ({"rx2_freq_hz": "869.525"}, "field 'lora.rx2_freq_hz': '869.525' is not an integer"),
+    ({"adr": "yes"}, "field 'lora.adr' must be true or false"),
+    ({"sf": 12, "sf_max": 10}, "field 'lora.sf' must lie within sf_min..sf_max \\(7..10\\)"),
+    ({"adr": True, "bw_hz": 250000, "sf": 7, "channels": [868300000]},
+     "field 'lora.sf': SF8 at 250000 Hz is not an EU868 data rate"),
 ])
 def test_a_bad_lora_section_names_the_field(rt, section, message):
     with pytest.raises((config.ConfigError, RuntimeError), match=message):
