@@ -75,8 +75,7 @@ class LoraLink:
         if wait > c["max_wait_ms"]:
             raise LinkBusy("lora: duty cycle, next channel free in %d s" % (wait // 1000 + 1))
         while wait > 0:
-            self._feed()
-            time.sleep_ms(min(wait, 1000))
+            self._sleep(wait)
             wait = self._budget.soonest_ms(c["channels"], _clock_ms())
         freq = eu868.pick_channel(c["channels"], self._budget, _clock_ms(),
                                   random.getrandbits(16))
@@ -189,16 +188,23 @@ class LoraLink:
             header = min(header, give_up_ms)
         late_ms = time.ticks_diff(time.ticks_us(), end_us) // 1000
         if late_ms < start:
-            time.sleep_ms(start - late_ms)
+            self._sleep(start - late_ms)
             late_ms = time.ticks_diff(time.ticks_us(), end_us) // 1000
         if late_ms > header:
             return None  # the window went by while we were busy
         began = time.ticks_ms()
         # Polling once a symbol is often enough: the packet waits in the FIFO.
         step = max(1, int(radio.symbol_ms()))
-        packet = radio.recv(longest - late_ms, header - late_ms, step)
+        packet = radio.recv(longest - late_ms, header - late_ms, step, self._feed)
         self._energy.timed("rx", began)
         return packet
+
+    def _sleep(self, ms):
+        """Sleep, feeding the watchdog twice a second (its shortest timeout is 1 s)."""
+        while ms > 0:
+            self._feed()
+            time.sleep_ms(min(ms, 500))
+            ms -= 500
 
     def close(self):
         if self._radio is not None:

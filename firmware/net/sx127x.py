@@ -378,18 +378,21 @@ class SX127x:
         nap = int(airtime_ms) - 2 if airtime_ms > 2 else 1
         return _wait(self.sending(payload, timeout_ms), nap, 1)
 
-    def recv(self, timeout_ms, header_ms=None, step_ms=2):
-        """Wait for one packet (see receiving()), polling every step_ms."""
-        return _wait(self.receiving(timeout_ms, header_ms), step_ms, step_ms)
+    def recv(self, timeout_ms, header_ms=None, step_ms=2, tick=None):
+        """Wait for one packet (see receiving()), polling every step_ms; tick() is called
+        at every step (a watchdog's feed: a window at SF12 may outlast it)."""
+        return _wait(self.receiving(timeout_ms, header_ms), step_ms, step_ms, tick)
 
 
-def _wait(steps, first_ms, step_ms):
+def _wait(steps, first_ms, step_ms, tick=None):
     """Run a sending()/receiving() generator to its end, sleeping between its steps."""
     try:
         next(steps)
         time.sleep_ms(first_ms)
         while True:
             next(steps)
+            if tick is not None:
+                tick()
             time.sleep_ms(step_ms)
     except StopIteration as e:
         return e.value

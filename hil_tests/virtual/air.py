@@ -74,10 +74,14 @@ def aloha_success(offered_load):
     return math.exp(-2.0 * offered_load)
 
 
-def _stall(radio, seconds):
+def _stall(radio, seconds=None):
+    """Tell the radio's board that the air holds it still (seconds None: from now on)."""
     board = getattr(radio, "board", None)
     if board is not None and hasattr(board, "stall"):
-        board.stall(seconds)
+        if seconds is None:
+            board.stall_begins()
+        else:
+            board.stall(seconds)
 
 
 class LogDistance:
@@ -346,6 +350,7 @@ class Air:
         time (its chip saw none of it)."""
         limit = self.max_wait if limit is None else limit
         started = time.monotonic()
+        _stall(who)
         deadline = started + limit
         try:
             with self._lock:
@@ -385,6 +390,7 @@ class Air:
             return
         if getattr(event, "gateway_heard", False):
             started = time.monotonic()
+            _stall(radio)
             event.wait(self.answer_timeout)
             _stall(radio, time.monotonic() - started)
         event.set()

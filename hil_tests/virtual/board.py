@@ -149,7 +149,7 @@ class VirtualBoard:
         self._log = None
         self._supervisor = None   # with a pty: the thread that keeps the board running
         self._closing = False
-        self._wdt = None          # (timeout_us, real time of the last feed)
+        self._wdt = None          # (timeout_us, last feed, stalled since): real times
         self._halt_at_vt = None   # a brown-out scheduled at this virtual time
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind(("127.0.0.1", 0))
@@ -364,7 +364,9 @@ class VirtualBoard:
                 if self._closing:
                     self._proc.kill()
                 now = time.monotonic()
-                if self._wdt and (now - self._wdt[1]) * 1e6 > self._wdt[0]:
+                # Since the last feed, but for a stall going on (the chip is frozen).
+                wdt = self._wdt  # (timeout us, last feed, stalled since or None)
+                if wdt and ((wdt[2] or now) - wdt[1]) * 1e6 > wdt[0]:
                     self._proc.kill()
                     run.end = "watchdog"
                     break
@@ -374,8 +376,8 @@ class VirtualBoard:
                     raise BoardError("%s: run %d did not end within %.0f s (log: %s)"
                                      % (self.name, run.number, timeout, self.log_path))
                 nap = 0.05  # how soon close() is noticed
-                if self._wdt:  # fed meanwhile: then the next turn waits again
-                    nap = min(nap, max(0.0, self._wdt[1] + self._wdt[0] / 1e6 - now) + 0.001)
+                if wdt:  # fed meanwhile: then the next turn waits again
+                    nap = min(nap, max(0.0, wdt[1] + wdt[0] / 1e6 - now) + 0.001)
                 if deadline is not None:
                     nap = min(nap, deadline - now + 0.001)
                 select.select([pidfd], [], [], nap)
@@ -498,11 +500,11 @@ class VirtualBoard:
             self.vt = vt
             return {"halt": 0}
         if op == "wdt":
-            self._wdt = (req["timeout_us"], time.monotonic())
+            self._wdt = (req["timeout_us"], time.monotonic(), None)
             return {}
         if op == "feed":
             if self._wdt:
-                self._wdt = (self._wdt[0], time.monotonic())
+                self._wdt = (self._wdt[0], time.monotonic(), None)
             return {}
         if op == "rtc":
             self.rtc = bytes.fromhex(req["rtc"])
@@ -534,10 +536,20 @@ class VirtualBoard:
             return {}
         return self._device_op(op, req, vt)
 
+    def stall_begins(self):
+        """A model starts holding this board's request (stall() says when it let go)."""
+        wdt = self._wdt
+        if wdt:  # one tuple, replaced whole: the supervisor reads it from another thread
+            self._wdt = (wdt[0], wdt[1], time.monotonic())
+
     def stall(self, seconds):
         """A model held this board's request for `seconds` of real time (the LoRa air waiting
-        for the other boards): the chip saw none of it, so its clock does not advance."""
+        for the other boards): the chip saw none of it, so neither its clock nor its
+        watchdog advances."""
         self._stall_us += int(seconds * 1e6)
+        wdt = self._wdt
+        if wdt:
+            self._wdt = (wdt[0], wdt[1] + seconds, None)
 
     def _irq_edges(self, reply, vt):
         """Edges on pins with Pin.irq since the last request, as the pins' models drive them

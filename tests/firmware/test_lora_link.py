@@ -5,9 +5,11 @@ documented line protocol, and answers in the node's receive window. Also: the du
 across deep sleep, and the fallback from LoRa to Wi-Fi."""
 import json
 import shutil
+import threading
+import time
 
 import pytest
-from hil_tests.virtual.air import Air
+from hil_tests.virtual.air import Air, Transmitter
 from protocol import schema
 from hil_tests.virtual.bridge_host import BridgeHost
 from hil_tests.virtual.board import VirtualBoard
@@ -170,6 +172,27 @@ def test_a_receipt_in_rx2_is_heard_and_a_command_follows_on_its_channel(make_boa
             and e["receiver"] == "node"] == ["delivered", "delivered"]
     assert "ack" in [kind for _, kind, _ in host.accepted]
     assert host.errors == []
+
+
+def test_a_board_the_air_holds_still_is_not_reset_by_its_watchdog(make_board, receiver):
+    # A radio whose clock stays at 0 for 6 s of real time holds the horizon back: the
+    # node's uplink waits for it longer than the node's 3 s watchdog. The chip is frozen
+    # meanwhile, its watchdog too. The receive windows here (rx_delay_ms 2000, rx_window_ms
+    # 3000) outlast the watchdog as well: the link feeds it while it listens.
+    air = Air()
+    slow = Transmitter("slow")
+    air.join(slow)
+    release = threading.Timer(6.0, setattr, (slow, "now", 10 ** 12))
+    release.start()
+    radio = radio_model(air, "node")
+    node = lora_node(make_board, receiver, radio, max_wait_ms=10000)
+    cfg = json.loads((node.flash / "config.json").read_text())
+    (node.flash / "config.json").write_text(json.dumps(dict(cfg, wdt_ms=3000)))
+    started = time.monotonic()
+    run, = node.run(timeout=60)
+    release.join()
+    assert run.end == "deepsleep", run
+    assert time.monotonic() - started > 4 and radio.sent and not air.waits
 
 
 def test_the_duty_cycle_holds_across_deep_sleep(make_board, receiver):
