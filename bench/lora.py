@@ -120,9 +120,15 @@ def end_to_end(nodes, minutes, console):
         finally:
             air.leave(board.radio)
 
-    threads = [threading.Thread(target=cycle, args=(b,), daemon=True) for b in boards]
-    for t in threads:
-        t.start()
+    # Each board starts once the air's horizon nears its first wake: the boards before it
+    # have run by then. Started all at once, hundreds of interpreters would boot on two
+    # cores together, their chips' clocks running slow in real time (watchdog resets).
+    threads = []
+    for board in sorted(boards, key=lambda b: b.vt):
+        while air.horizon() < board.vt - 60e6:
+            time.sleep(0.01)
+        threads.append(threading.Thread(target=cycle, args=(board,), daemon=True))
+        threads[-1].start()
     for t in threads:
         t.join()
     wall = time.monotonic() - started
