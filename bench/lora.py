@@ -126,6 +126,7 @@ def end_to_end(nodes, minutes, console):
             while board.vt < until_us:
                 turns[id(board)].wait()
                 board.run(1, timeout=300)
+                turns[id(board)].clear()  # its next wake waits for its turn again
         finally:
             air.leave(board.radio)
             board.finished = True
