@@ -9,6 +9,7 @@ import logging
 import time
 
 
+from gateway import ingress
 from gateway.ingress import bridge_lines as bl
 from gateway.ingress import rx_windows
 from gateway.ingress.duty_cycle import TxBudget, Unwrapped
@@ -72,11 +73,7 @@ class SerialBridgeIngress:
 
     async def stop(self):
         if self.task:
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
+            await ingress.cancel(self.task)
             self.task = None
         self._close()
 

@@ -11,6 +11,7 @@ import logging
 import time
 
 
+from gateway import ingress
 from gateway.ingress import rx_windows, spi_adapter
 from gateway.ingress.duty_cycle import TxBudget
 from gateway.logs import event
@@ -100,11 +101,7 @@ class Sx127xSpiIngress:
 
     async def stop(self):
         if self.task:
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
+            await ingress.cancel(self.task)
             self.task = None
         if self.dio0 is not None and hasattr(self.dio0, "fd"):
             asyncio.get_running_loop().remove_reader(self.dio0.fd)
