@@ -42,9 +42,12 @@ def radio_model(air=None, name=None, position=(0.0, 0.0)):
 
 
 def lora_node(make_board, receiver, radio, transports=("lora",), interval_s=600, heap=HEAP,
-              **lora):
+              config=None, **lora):
+    """A fill node with this radio; `config`: more changes to its config.json, `lora` to
+    its lora section."""
     cfg = node_config("fill", addr=ADDR, gateway_port=receiver.port, interval_s=interval_s,
-                      transports=list(transports), lora=lora_section(**lora))
+                      transports=list(transports), lora=lora_section(**lora),
+                      **(config or {}))
     return make_board(config=cfg, models=[*kit("fill").models(), radio, *radio.pins()],
                       heap=heap)
 
@@ -100,10 +103,8 @@ def test_waiting_for_the_duty_cycle_is_not_reported_as_a_link_fault(make_board, 
     radio = radio_model(air, "node")
     # One frame per wake gets through (the next waits for the duty cycle); a status frame
     # every cycle reports the faults of the cycle before it.
-    node = lora_node(make_board, receiver, radio, max_wait_ms=0, interval_s=10)
-    cfg = json.loads((node.flash / "config.json").read_text())
-    cfg["status_every"] = 1
-    (node.flash / "config.json").write_text(json.dumps(cfg))
+    node = lora_node(make_board, receiver, radio, max_wait_ms=0, interval_s=10,
+                     config={"status_every": 1})
     node.run(runs=5, timeout=60)
     statuses = [m for _, kind, m in host.accepted if kind == "status"]
     assert len(statuses) == 2, host.accepted
@@ -185,9 +186,7 @@ def test_a_board_the_air_holds_still_is_not_reset_by_its_watchdog(make_board, re
     release = threading.Timer(6.0, setattr, (slow, "now", 10 ** 12))
     release.start()
     radio = radio_model(air, "node")
-    node = lora_node(make_board, receiver, radio, max_wait_ms=10000)
-    cfg = json.loads((node.flash / "config.json").read_text())
-    (node.flash / "config.json").write_text(json.dumps(dict(cfg, wdt_ms=3000)))
+    node = lora_node(make_board, receiver, radio, max_wait_ms=10000, config={"wdt_ms": 3000})
     started = time.monotonic()
     run, = node.run(timeout=60)
     release.join()
