@@ -217,9 +217,13 @@ def gateway_violations(downlinks):
     violations = 0
     for (_, _, _, dc), sent in by_band.items():
         sent.sort(key=lambda f: f.start)
+        used, last = 0, 0  # airtime of sent[i:last], the frames within an hour of sent[i]
         for i, first in enumerate(sent):
-            used = sum(f.end - f.start for f in sent[i:] if f.start < first.start + 3600e6)
+            while last < len(sent) and sent[last].start < first.start + 3600e6:
+                used += sent[last].end - sent[last].start
+                last += 1
             violations += used > dc * 3600e6
+            used -= first.end - first.start
     return violations
 
 
