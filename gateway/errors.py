@@ -1,4 +1,4 @@
-# Errors the gateway raises about its own inputs (config, inventory). Frame errors come from
+# Errors the gateway raises about its own inputs (config, inventory, store file). Frame errors come from
 # protocol/ and are counted, never raised out of the pipeline.
 
 
@@ -14,3 +14,12 @@ class ConfigError(ValueError):
         where = self.path if line is None else "%s:%d" % (self.path, line)
         super().__init__("%s: %s: %s" % (where, field, message) if field else
                          "%s: %s" % (where, message))
+
+
+class StoreError(ValueError):
+    """The store file cannot be used (not SQLite, damaged, written by a newer gateway); the
+    message names the file."""
+
+    def __init__(self, path, message):
+        self.path = str(path)
+        super().__init__("%s: %s" % (path, message))

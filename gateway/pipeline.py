@@ -111,8 +111,9 @@ class Pipeline:
 
     def _store_group(self, uplinks):
         """Verify and store the group, in the transaction; the replies to send and the
-        replay windows to apply once it is committed."""
-        replies, applied = [], []
+        replay windows to apply once it is committed ({entry: window}: a device's later
+        frame in the group starts from the window its earlier one left)."""
+        replies, applied = [], {}
         for up in uplinks:
             self._one(up, replies, applied)
         return replies, applied
@@ -127,7 +128,7 @@ class Pipeline:
     def _answer_group(self, uplinks, outcome):
         """The group is committed: only now are receipts sent."""
         replies, applied = outcome
-        for entry, window in applied:
+        for entry, window in applied.items():
             entry.window = window
         self.processed += len(uplinks)
         for send, data, kind, device_id in replies:
@@ -185,12 +186,13 @@ class Pipeline:
         if kind in READING_KINDS and kind != dev.kind:
             raise Rejected("kind_mismatch", "a %s reading from a %s device" % (kind, dev.kind),
                            dev.id)
+        before = applied.get(entry, entry.window)
         try:
-            fcnt = counters.full_counter(entry.window.newest, hdr.fcnt_low)
+            fcnt = counters.full_counter(before.newest, hdr.fcnt_low)
         except ReplayError as e:
             e.device_id = dev.id
             raise
-        window = counters.ReplayWindow(entry.window.newest, entry.window.seen)
+        window = counters.ReplayWindow(before.newest, before.seen)
         receiver = dict(up.radio, source=up.source, received=up.received)
         try:
             window.check(fcnt)
@@ -230,16 +232,17 @@ class Pipeline:
                 "observed": normalise.iso(observed), "received": normalise.iso(up.received),
                 "gateway": self.gateway_id, "source": up.source, "radio": up.radio,
                 "values": values}, separators=(",", ":"))
-            if self.store.add_record(key, dev.id, rkind, observed, up.received, body_json):
-                self._child(self.metrics.records, rkind).inc()
-        self.store.save_uplink_state(dev.id, window.newest, window.seen, up.received,
-                                     up.source, up.radio)
-        applied.append((entry, window))
+            self.store.add_record(key, dev.id, rkind, observed, up.received, body_json)
+            self._child(self.metrics.records, rkind).inc()
+        cmds = self._commands(up, dev)
+        down = self.store.save_uplink_state(dev.id, window.newest, window.seen, up.received,
+                                            up.source, _downlinks(up, cmds))
+        self._answer(up, entry, fcnt, cmds, down, replies)
+        applied[entry] = window  # last: a frame that fails on the way leaves it as it was
         self._child(self.metrics.accepted, up.source).inc()
         self._child(self.metrics.last_seen, dev.id).set(up.received)
         event(log, logging.DEBUG, "frame_accepted", device=dev.id, fcnt=fcnt, kind=kind,
               source=up.source)
-        self._answer(up, entry, fcnt, replies)
         return dev.id
 
     def _old_replay(self, entry, raw, fcnt):
@@ -278,7 +281,10 @@ class Pipeline:
         self.metrics.duplicates.labels(up.source).inc()
         event(log, logging.DEBUG, "frame_duplicate", device=dev.id, fcnt=fcnt, source=up.source,
               reason="already stored")
-        self._answer(up, entry, fcnt, replies)
+        cmds = self._commands(up, dev)
+        n = _downlinks(up, cmds)
+        down = self.store.reserve_down_fcnt(dev.id, n) if n else None
+        self._answer(up, entry, fcnt, cmds, down, replies)
 
     def _acked(self, dev, message, now):
         result = names.ACK_RESULTS.get(message["result"], str(message["result"]))
@@ -288,22 +294,26 @@ class Pipeline:
               command=cmd["name"] if cmd else "unknown",
               reason="ack" if cmd else "no pending command with this id")
 
-    def _answer(self, up, entry, fcnt, replies):
-        """A receipt that says how many commands follow, then those commands: all sealed
-        with downlink counters that are stored (in this transaction) before anything is
-        sent."""
+    def _commands(self, up, dev):
+        """The commands to send after the receipt (none without a way back)."""
+        if up.reply is None:
+            return []
+        return self.store.pending_commands(dev.id, up.received, self.commands.max_attempts,
+                                           COMMANDS_PER_REPLY)
+
+    def _answer(self, up, entry, fcnt, cmds, down, replies):
+        """A receipt that says how many commands follow, then those commands: sealed with
+        the downlink counters from down on, reserved (in this transaction) by the caller
+        before anything is sent."""
         if up.reply is None:
             return
         dev = entry.device
-        cmds = self.store.pending_commands(dev.id, up.received, self.commands.max_attempts,
-                                           COMMANDS_PER_REPLY)
         body = codec.receipt(fcnt, len(cmds))
-        down = self.store.next_down_fcnt(dev.id)
         replies.append((up.reply, codec.seal(entry.keys, schema.RECEIPT, dev.addr, down, body,
                                              frame.DOWN), "receipt", dev.id))
         for cmd in cmds:
+            down += 1
             body = command.encode(cmd["command_id"], cmd["name"], cmd["arg"])
-            down = self.store.next_down_fcnt(dev.id)
             data = codec.seal(entry.keys, schema.COMMAND, dev.addr, down, body, frame.DOWN)
             replies.append((up.reply, data, "command", dev.id))
             self.store.command_sent(cmd["id"], up.received)
@@ -337,6 +347,11 @@ class Pipeline:
         self._child(self.metrics.rejected, reason).inc()
         event(log, logging.WARNING, "frame_rejected", device=device, reason=reason,
               detail=message, source=up.source, bytes=len(up.raw), **_peer(up))
+
+
+def _downlinks(up, cmds):
+    """Downlink counters an answer takes: a receipt and the commands after it."""
+    return 0 if up.reply is None else 1 + len(cmds)
 
 
 def _peer(up):

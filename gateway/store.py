@@ -6,6 +6,7 @@
 # of their own, which sees committed transactions only.
 import asyncio
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -13,6 +14,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 
+from gateway.errors import StoreError
+from gateway.logs import event
+
+log = logging.getLogger("gateway.store")
+
+# Version 2. Every index keyed by device takes inserts all over itself (frames come from
+# every device in turn), so at high rates each costs about a page written to the WAL per
+# frame: only frames' (device_id, fcnt) and the readings' per-device index are kept. The
+# records' idempotency key is unique because its frame is; their seq comes from the store
+# (no AUTOINCREMENT, which costs an UPDATE of sqlite_sequence per record).
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS device_state (
     device_id TEXT PRIMARY KEY,
@@ -22,7 +34,6 @@ CREATE TABLE IF NOT EXISTS device_state (
     down_fcnt INTEGER NOT NULL DEFAULT 0, -- next downlink counter to use
     last_seen REAL,
     last_source TEXT,
-    last_radio TEXT,
     uplinks INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS frames (
@@ -31,12 +42,12 @@ CREATE TABLE IF NOT EXISTS frames (
     raw BLOB NOT NULL,
     received REAL NOT NULL,
     receivers TEXT NOT NULL,       -- JSON list of {source, receiver, radio...}
-    PRIMARY KEY (device_id, fcnt)
-) WITHOUT ROWID;
+    UNIQUE (device_id, fcnt)
+);
 CREATE INDEX IF NOT EXISTS frames_received ON frames (received);
 CREATE TABLE IF NOT EXISTS records (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL UNIQUE,      -- idempotency key "<device>:<counter>:<index>"
+    seq INTEGER PRIMARY KEY,       -- outbox order, never reused (Store._next_seq)
+    key TEXT NOT NULL,             -- idempotency key "<device>:<counter>:<index>"
     device_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     observed REAL NOT NULL,
@@ -64,6 +75,22 @@ CREATE TABLE IF NOT EXISTS commands (
 CREATE INDEX IF NOT EXISTS commands_pending ON commands (device_id, state, id);
 """
 
+# From version 1 (user_version 0): frames WITHOUT ROWID keyed by (device_id, fcnt), records
+# with AUTOINCREMENT and a UNIQUE key, device_state with last_radio. Rows are copied.
+_FROM_V1 = """
+DROP INDEX IF EXISTS frames_received;
+DROP INDEX IF EXISTS records_device;
+ALTER TABLE frames RENAME TO frames_v1;
+ALTER TABLE records RENAME TO records_v1;
+%s
+INSERT INTO frames (device_id, fcnt, raw, received, receivers)
+    SELECT device_id, fcnt, raw, received, receivers FROM frames_v1 ORDER BY received;
+INSERT INTO records SELECT seq, key, device_id, kind, observed, received, body FROM records_v1;
+DROP TABLE frames_v1;
+DROP TABLE records_v1;
+ALTER TABLE device_state DROP COLUMN last_radio;
+"""
+
 
 WAL_LIMIT = 4 << 20  # bytes the WAL file is truncated to after a checkpoint
 
@@ -73,6 +100,12 @@ class Store:
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         self.path = path
+        try:
+            self._open(path, synchronous)
+        except sqlite3.DatabaseError as e:  # not a database, corrupt, read-only, locked...
+            raise StoreError(path, "cannot use it as the gateway's store: %s" % e) from None
+
+    def _open(self, path, synchronous):
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         # FULL: a transaction is on disk when COMMIT returns, so a receipt (sent after the
@@ -82,7 +115,7 @@ class Store:
         self.db.execute("PRAGMA busy_timeout=5000")
         # A WAL file keeps its largest size unless told otherwise; the disk quota counts on it.
         self.db.execute("PRAGMA journal_size_limit=%d" % WAL_LIMIT)
-        self.db.executescript(_SCHEMA)
+        self._create_or_migrate()
         self._page_size = self.db.execute("PRAGMA page_size").fetchone()[0]  # fixed once created
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._reader.execute("PRAGMA query_only=1")
@@ -96,6 +129,39 @@ class Store:
         # on every uplink would cost three statements per frame for the rare device that
         # has a command waiting.
         self._pending_devices = None
+        self._next_seq = self._first_free_seq()
+
+    def _create_or_migrate(self):
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(self.path, "its schema is version %d, newer than this gateway's "
+                             "(%d): run the gateway version that wrote it"
+                             % (version, SCHEMA_VERSION))
+        if version == SCHEMA_VERSION:
+            return
+        old = version == 0 and self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='records'").fetchone()
+        # One transaction: a migration cut short (an error, a power cut) leaves the old
+        # schema, and runs again on the next start.
+        script = (_FROM_V1 % _SCHEMA) if old else _SCHEMA
+        try:
+            self.db.executescript("BEGIN IMMEDIATE;\n%s\nPRAGMA user_version=%d;\nCOMMIT;"
+                                  % (script, SCHEMA_VERSION))
+        except sqlite3.Error:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        if old:
+            event(log, logging.WARNING, "store_migrated", path=self.path,
+                  reason="schema version 1 -> %d" % SCHEMA_VERSION)
+
+    def _first_free_seq(self):
+        """Records are deleted once every forwarder confirmed them, so the largest seq left
+        can be below one used before; but no cursor is below a deleted record. (With no
+        forwarder at all a seq may come again after all records went: nothing follows it.)"""
+        row = self.db.execute("SELECT MAX(COALESCE((SELECT MAX(seq) FROM records), 0), "
+                              "COALESCE((SELECT MAX(seq) FROM cursors), 0))").fetchone()
+        return row[0] + 1
 
     def close(self):
         self._committer.shutdown(wait=True)
@@ -197,17 +263,21 @@ class Store:
                         "down_fcnt=0", (device_id, key_id))
         self.db.execute("DELETE FROM frames WHERE device_id=?", (device_id,))
 
-    def save_uplink_state(self, device_id, newest, seen, received, source, radio):
-        self.db.execute("UPDATE device_state SET up_newest=?, up_seen=?, last_seen=?, "
-                        "last_source=?, last_radio=?, uplinks=uplinks+1 WHERE device_id=?",
-                        (newest, _signed64(seen), received, source, json.dumps(radio),
-                         device_id))
+    def save_uplink_state(self, device_id, newest, seen, received, source, downlinks=0):
+        """The replay window after an accepted uplink; reserves `downlinks` downlink
+        counters in the same statement and returns the first."""
+        return self.db.execute("UPDATE device_state SET up_newest=?, up_seen=?, last_seen=?, "
+                               "last_source=?, uplinks=uplinks+1, down_fcnt=down_fcnt+? WHERE "
+                               "device_id=? RETURNING down_fcnt-?",
+                               (newest, _signed64(seen), received, source, downlinks, device_id,
+                                downlinks)).fetchone()[0]
 
-    def next_down_fcnt(self, device_id):
-        """Reserve the device's next downlink counter; stored before the frame is sent."""
-        row = self.db.execute("UPDATE device_state SET down_fcnt=down_fcnt+1 WHERE device_id=? "
-                              "RETURNING down_fcnt - 1", (device_id,)).fetchone()
-        return row[0]
+    def reserve_down_fcnt(self, device_id, n):
+        """Reserve the device's next n downlink counters (stored before any frame is sent,
+        so none is ever used twice); returns the first."""
+        return self.db.execute("UPDATE device_state SET down_fcnt=down_fcnt+? WHERE "
+                               "device_id=? RETURNING down_fcnt-?",
+                               (n, device_id, n)).fetchone()[0]
 
     # -- frames (deduplication) ---------------------------------------------------------------
 
@@ -232,10 +302,12 @@ class Store:
     # -- records (outbox) ---------------------------------------------------------------------
 
     def add_record(self, key, device_id, kind, observed, received, body):
-        cur = self.db.execute("INSERT OR IGNORE INTO records (key, device_id, kind, observed, "
-                              "received, body) VALUES (?, ?, ?, ?, ?, ?)",
-                              (key, device_id, kind, observed, received, body))
-        return cur.rowcount == 1
+        """Only for the records of a frame add_frame() just stored, which makes key unique.
+        A seq taken by a transaction rolled back is not used again: a gap is harmless."""
+        seq = self._next_seq
+        self._next_seq += 1
+        self.db.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (seq, key, device_id, kind, observed, received, body))
 
     def records_after(self, seq, limit):
         """The committed records after seq (on the forwarders' connection: a group that
