@@ -72,11 +72,17 @@ CONVERT = {"fill": fill, "parking": parking, "co2": co2, "luminaire": luminaire,
 
 def iso(t):
     """RFC 3339 UTC with milliseconds: 2025-01-02T03:04:05.678Z."""
+    global _iso_second
     whole = int(t)
     ms = int(round((t - whole) * 1000))
     if ms == 1000:
         whole, ms = whole + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + ".%03dZ" % ms
+    if whole != _iso_second[0]:  # the frames of a second share it: formatting it costs most
+        _iso_second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return "%s.%03dZ" % (_iso_second[1], ms)
+
+
+_iso_second = (None, "")
 
 
 def readings(kind, message):

@@ -227,11 +227,11 @@ class Pipeline:
         for rkind, index, age_s, values in normalise.readings(kind, message):
             observed = up.received - age_s
             key = "%s:%d:%d" % (dev.record_prefix, fcnt, index)
-            body_json = json.dumps({
+            body_json = _json({
                 "key": key, "device": dev.id, "kind": rkind, "fcnt": fcnt, "index": index,
                 "observed": normalise.iso(observed), "received": normalise.iso(up.received),
                 "gateway": self.gateway_id, "source": up.source, "radio": up.radio,
-                "values": values}, separators=(",", ":"))
+                "values": values})
             self.store.add_record(key, dev.id, rkind, observed, up.received, body_json)
             self._child(self.metrics.records, rkind).inc()
         cmds = self._commands(up, dev)
@@ -347,6 +347,10 @@ class Pipeline:
         self._child(self.metrics.rejected, reason).inc()
         event(log, logging.WARNING, "frame_rejected", device=device, reason=reason,
               detail=message, source=up.source, bytes=len(up.raw), **_peer(up))
+
+
+# json.dumps with arguments builds an encoder per call.
+_json = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 def _downlinks(up, cmds):
