@@ -1,6 +1,7 @@
 # The device registry: the inventory's devices by address, with their session keys and their
-# replay windows. Counters live in the store and are loaded once; a device whose key changed
-# (re-keyed) starts its counters again at 0. The inventory file is re-read when it changes.
+# replay windows. Counters live in the store and are read at each (re)load; a device whose
+# key changed (re-keyed) starts its counters again at 0. The inventory file is re-read when
+# it changes.
 import logging
 import os
 
@@ -44,22 +45,21 @@ class Registry:
         else:
             inv = inventory_mod.load(self.path)
             self._mtime = _mtime(self.path)
-        states = self.store.device_states()
         by_addr, by_id = {}, {}
+        # In a transaction: it waits for a group that is committing, whose counters the
+        # entries in memory do not have yet; the stored ones do.
         with self.store.transaction():
+            states = self.store.device_states()
             for dev in inv.devices:
                 if dev.planned:  # no board holds it yet: nothing it could send verifies
                     continue
                 state = states.get(dev.id)
-                old = self.by_id.get(dev.id)
                 if state is None or state["key_id"] != dev.key_id:
                     if state is not None:
                         event(log, logging.WARNING, "device_rekeyed", device=dev.id,
                               reason="new key: counters start again at 0")
                     self.store.reset_device(dev.id, dev.key_id)
                     window = counters.ReplayWindow()
-                elif old is not None and old.device.key_id == dev.key_id:
-                    window = old.window  # keep the live window across reloads
                 else:
                     window = counters.ReplayWindow(state["up_newest"], state["up_seen"])
                 entry = Entry(dev, codec.SessionKeys(dev.key), window)

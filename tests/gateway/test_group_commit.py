@@ -117,3 +117,34 @@ def test_the_caller_resumes_once_the_group_is_committed(tmp_path):
     assert db.execute("SELECT key FROM records").fetchall() == [("dev:1:0",)]
     db.close()
     store.close()
+
+
+def test_an_inventory_reload_while_a_group_commits_keeps_its_counters(tmp_path, fleet):
+    """The reload waits for the COMMIT and takes the replay windows the store holds then:
+    the entries it replaces have not been given the group's counters yet."""
+    from protocol import frame, schema
+
+    from gateway import config as config_mod
+    from gateway.app import Gateway
+    from gateway.uplink import Uplink
+    from tests.gateway.harness import make_config
+    from tests.gateway.node import FILL
+    inv, devices = fleet
+    dev = devices[0]
+    cfg = config_mod.replace(make_config(tmp_path, inv),
+                             udp=config_mod.UdpIngressConfig(enabled=False))
+    raw = frame.seal(frame.Keys(dev.key), schema.FILL, dev.addr, 5,
+                     schema.encode(schema.FILL, FILL))
+
+    async def main():
+        async with Gateway(cfg, maintenance_s=60) as gw:
+            release = await _hold_committer(gw.store)
+            gw.pipeline.submit(Uplink(raw=raw, source="test", received=1.0))
+            await asyncio.sleep(0.05)
+            assert gw.pipeline.processed == 0  # its COMMIT waits behind the held thread
+            threading.Timer(0.2, release.set).start()
+            gw.registry.load()  # as after an edit of the inventory; waits for the COMMIT
+            while gw.pipeline.processed == 0:
+                await asyncio.sleep(0.01)
+            assert gw.registry.by_id[dev.id].window.newest == 5
+    asyncio.run(main())
