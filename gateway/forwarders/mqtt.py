@@ -136,7 +136,8 @@ class MqttForwarder(Forwarder):
             username=c.username or None, password=password or None, tls_context=tls,
             keepalive=c.keepalive_s, timeout=30,
             # No limit in paho: the forwarder bounds what is in flight (batches of
-            # c.batch), and with a limit paho walks every message in flight on each PUBACK.
+            # c.batch, within the broker's Receive Maximum), and with a limit paho walks
+            # every message in flight on each PUBACK.
             max_inflight_messages=0))
 
     def describe(self, exc):
@@ -161,27 +162,35 @@ class MqttForwarder(Forwarder):
         order wait for the older ones."""
         in_flight = collections.deque()  # (rows, their PUBACKs), oldest first
         sent_seq = self.confirmed_seq
+        messages = 0  # in flight: never more than the broker's Receive Maximum
+
+        def room():
+            if len(in_flight) >= _BATCHES_IN_FLIGHT:
+                return 0
+            return min(self.batch, session.receive_maximum - messages)
         try:
             while True:
                 self.wake.clear()  # a commit from here on is seen by the next pass
-                while len(in_flight) < _BATCHES_IN_FLIGHT:
-                    rows = self.store.records_after(sent_seq, self.batch)
+                while room() > 0:
+                    rows = self.store.records_after(sent_seq, room())
                     if not rows:
                         break
                     in_flight.append((rows, session.publish_all(self._messages(rows))))
                     sent_seq = rows[-1][0]
+                    messages += len(rows)
                 if not in_flight:
                     await self.wake.wait()
                     continue
                 # Room for another batch: new records wake us too.
-                room = len(in_flight) < _BATCHES_IN_FLIGHT
-                if not await session.acked(in_flight[0][1], self.wake if room else None):
+                more = room() > 0
+                if not await session.acked(in_flight[0][1], self.wake if more else None):
                     continue
                 done = []
                 while in_flight and in_flight[0][1].future.done():
                     rows, acks = in_flight.popleft()
                     self._refused(rows, acks.codes)
                     done += rows
+                    messages -= len(rows)
                 self.confirmed(done)
         finally:
             for _, acks in in_flight:
@@ -251,10 +260,20 @@ class _Session:
         self._waiting = {}  # message id -> (_Acks of its batch, index in the batch)
         self._paho = None
         self._aiomqtt_on_publish = None
+        # QoS 1 PUBLISHes the broker takes before their PUBACKs (MQTT 5.0 section 3.2.2.3.3:
+        # 65,535 unless its CONNACK says less); Mosquitto says its max_inflight_messages.
+        self.receive_maximum = 65535
 
     async def __aenter__(self):
         # aiomqtt warns above 10 pending calls; a batch has many PUBACKs in flight on purpose.
         self.client.pending_calls_threshold = 1 << 30
+        paho = self.client._client
+        aiomqtt_on_connect = paho.on_connect
+
+        def on_connect(client, userdata, flags, reason_code, properties=None):
+            self.receive_maximum = getattr(properties, "ReceiveMaximum", 65535)
+            aiomqtt_on_connect(client, userdata, flags, reason_code, properties)
+        paho.on_connect = on_connect
         await self.client.__aenter__()
         self._paho = self.client._client
         self._aiomqtt_on_publish = self._paho.on_publish

@@ -34,9 +34,10 @@ def wait_until(predicate, timeout, what="condition", interval=0.02):
 
 class Mosquitto:
     """users: {name: password} for a password_file (mosquitto_passwd) instead of anonymous
-    access; tls: (cafile, certfile, keyfile) for a TLS listener."""
+    access; tls: (cafile, certfile, keyfile) for a TLS listener; max_inflight: what its
+    CONNACK gives MQTT 5 clients as Receive Maximum (0: no limit, none given)."""
 
-    def __init__(self, folder, port=None, *, users=None, tls=None):
+    def __init__(self, folder, port=None, *, users=None, tls=None, max_inflight=0):
         self.folder = str(folder)
         os.makedirs(self.folder, exist_ok=True)
         self.port = port or free_port()
@@ -57,7 +58,8 @@ class Mosquitto:
             lines += ["cafile %s" % cafile, "certfile %s" % certfile, "keyfile %s" % keyfile,
                       "require_certificate false"]
         lines += ["persistence true", "persistence_location %s/" % self.folder,
-                 "autosave_interval 1", "max_queued_messages 0", "max_inflight_messages 0",
+                 "autosave_interval 1", "max_queued_messages 0",
+                 "max_inflight_messages %d" % max_inflight,
                  "log_dest file %s" % self.log, "log_type error", "log_type warning"]
         if os.geteuid() == 0:
             lines.append("user root")  # else it drops to "mosquitto", who cannot write here

@@ -136,3 +136,36 @@ def test_two_gateways_hearing_the_same_frames_give_one_reading_per_key(tmp_path,
         gateways[key].add(body["gateway"])
     assert all(v == {"gw-a", "gw-b"} for v in gateways.values())
     consumer.close()
+
+
+def test_the_forwarder_keeps_within_the_brokers_receive_maximum(tmp_path, fleet, monkeypatch):
+    """MQTT 5 (3.3.4): no more QoS 1 PUBLISHes without their PUBACK than the broker's
+    CONNACK allows; Mosquitto gives its max_inflight_messages, here 5, against batches of
+    100 and 4 batches in flight."""
+    from gateway.forwarders import mqtt
+    from tests.gateway.broker import Mosquitto
+    inv, devices = fleet
+    dev = devices[0]
+    broker = Mosquitto(tmp_path / "strict", max_inflight=5)
+    broker.start()
+    consumer = Consumer(broker.port)
+    in_flight = []  # PUBLISHes without PUBACK once each batch is published
+    publish_all = mqtt._Session.publish_all
+
+    def counted(session, messages):
+        acks = publish_all(session, messages)
+        in_flight.append(len(session._waiting))
+        return acks
+    monkeypatch.setattr(mqtt._Session, "publish_all", counted)
+    cfg = make_config(tmp_path, inv, broker_port=broker.port)
+    cfg = dataclasses.replace(cfg, mqtt=dataclasses.replace(cfg.mqtt, batch=100))
+    try:
+        with GatewayThread(cfg) as g:
+            node = WifiNode(addr=dev.addr, key=dev.key, gateway=g.udp)
+            for _ in range(300):
+                node.send(node.reading(schema.FILL, fill_reading(node.fcnt)))
+            wait_until(lambda: len(set(consumer.keys())) == 300, 30, "every reading")
+    finally:
+        consumer.close()
+        broker.stop()
+    assert in_flight and max(in_flight) <= 5
