@@ -1,14 +1,16 @@
 # Semtech SX1276/77/78 LoRa transceiver (and modules built on it: HopeRF RFM95W/96W/98W),
 # register level over SPI (Semtech SX1276/77/78/79 datasheet, rev. 7, May 2020).
 #
-# A non-blocking core (start_send / start_recv / poll) with thin blocking wrappers (send,
-# recv). The DIO0 interrupt handler only notes the time and sets a flag; poll() reads the
-# chip's IRQ flags when DIO0 is up. Every wait has a timeout.
+# A non-blocking core (start_send / start_recv / poll); the waits over it (sending,
+# receiving and their blocking wrappers) are net/radio.py's. The DIO0 interrupt handler
+# only notes the time and sets a flag; poll() reads the chip's IRQ flags when DIO0 is up.
 #
 # Each register access is one SPI transaction (chip select low, address byte with the
 # write bit, data, chip select high: datasheet 4.3), done as a single write_readinto.
 from micropython import const
 import time
+
+from net.radio import RX_CRC_ERROR, RX_DONE, TX_DONE, Radio, RadioError, RadioTimeout  # noqa: F401
 
 # Registers, LoRa mode (datasheet 6.4, table 41).
 _FIFO = const(0x00)
@@ -64,22 +66,9 @@ _RSSI_LF = const(-164)
 PRIVATE_SYNC_WORD = const(0x12)   # 0x34 is LoRaWAN's public network
 BANDWIDTHS_HZ = (7800, 10400, 15600, 20800, 31250, 41700, 62500, 125000, 250000, 500000)
 
-# poll() events
-TX_DONE = const(1)
-RX_DONE = const(2)
-RX_CRC_ERROR = const(3)
-
-
-class RadioError(OSError):
-    pass
-
-
-class RadioTimeout(RadioError):
-    pass
-
-
-class SX127x:
+class SX127x(Radio):
     chip = "sx1276"
+    tag = "sx127x"
 
     def __init__(self, spi, cs, reset, dio0, *, freq_hz=868100000, sf=9, bw_hz=125000, cr=5,
                  power_dbm=14, preamble=8, sync_word=PRIVATE_SYNC_WORD):
@@ -250,18 +239,6 @@ class SX127x:
     def sleep(self):
         self._mode(_SLEEP)
 
-    def symbol_ms(self):
-        """One symbol's duration at the nominal bandwidth, 2^SF / BW."""
-        return (1 << self.sf) * 1000 / self.bw_hz
-
-    def time_on_air_ms(self, length):
-        """Airtime of a packet of `length` bytes with the current settings, for hosts that
-        reuse this driver (the gateway's SPI HAT). A node's link has its own small copy of
-        the formula (net/eu868.py) and never loads protocol/airtime.py through here."""
-        from protocol import airtime
-        return airtime.time_on_air_ms(length, self.sf, self.bw_hz / 1000, self.cr - 4,
-                                      self.preamble)
-
     # -------------------------------------------------------------- the poll core
 
     def load(self, payload):
@@ -329,70 +306,3 @@ class SX127x:
         self._write(_FIFO_ADDR_PTR, self._read(_FIFO_RX_CURRENT))
         self.packet = (bytes(self._burst(_FIFO, n)), rssi, snr, self.done_us)
         return RX_DONE
-
-    # -------------------------------------------------------------- waiting
-
-    def sending(self, payload, timeout_ms):
-        """A transmission as a generator, for any way of waiting (the blocking send() here,
-        net/sx127x_async.py): it yields while the packet is going out and returns when it
-        ended (time.ticks_us). payload None: what load() put in the FIFO."""
-        start = time.ticks_ms()
-        self.start_send(payload)
-        while self.poll() != TX_DONE:
-            if time.ticks_diff(time.ticks_ms(), start) > timeout_ms:
-                self.standby()
-                raise RadioTimeout("sx127x: no TxDone within %d ms" % timeout_ms)
-            yield
-        return self.done_us
-
-    def receiving(self, timeout_ms, header_ms=None):
-        """One reception as a generator: it yields while nothing has come and returns the
-        packet (payload, rssi, snr_x4, ticks_us), or None when nothing came or the packet
-        failed its CRC. With header_ms, it gives up then unless a header has arrived;
-        timeout_ms bounds it in any case. Leaves the radio in standby."""
-        start = time.ticks_ms()
-        self.start_recv()
-        try:
-            while True:
-                event = self.poll()
-                if event == RX_DONE:
-                    return self.packet
-                if event == RX_CRC_ERROR:
-                    return None
-                waited = time.ticks_diff(time.ticks_ms(), start)
-                if waited > timeout_ms:
-                    return None
-                if header_ms is not None and waited > header_ms:
-                    if not self.header_seen():
-                        return None
-                    header_ms = None
-                yield
-        finally:
-            self.standby()
-
-    # -------------------------------------------------------------- blocking wrappers
-
-    def send(self, payload, timeout_ms, airtime_ms=0):
-        """Transmit and wait for the end; returns when it ended (time.ticks_us). With the
-        packet's airtime given, the wait sleeps through most of it instead of polling."""
-        nap = int(airtime_ms) - 2 if airtime_ms > 2 else 1
-        return _wait(self.sending(payload, timeout_ms), nap, 1)
-
-    def recv(self, timeout_ms, header_ms=None, step_ms=2, tick=None):
-        """Wait for one packet (see receiving()), polling every step_ms; tick() is called
-        at every step (a watchdog's feed: a window at SF12 may outlast it)."""
-        return _wait(self.receiving(timeout_ms, header_ms), step_ms, step_ms, tick)
-
-
-def _wait(steps, first_ms, step_ms, tick=None):
-    """Run a sending()/receiving() generator to its end, sleeping between its steps."""
-    try:
-        next(steps)
-        time.sleep_ms(first_ms)
-        while True:
-            next(steps)
-            if tick is not None:
-                tick()
-            time.sleep_ms(step_ms)
-    except StopIteration as e:
-        return e.value

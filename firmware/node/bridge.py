@@ -12,7 +12,7 @@ import time
 from net import bridgeline as line
 from net.eu868 import time_on_air_ms
 from net.lora import TX_SLACK_MS, make_radio
-from net.sx127x import RX_CRC_ERROR, RX_DONE
+from net.radio import RX_CRC_ERROR, RX_DONE
 
 _PREPARE_US = 50000         # the radio is set up for a downlink this long before its time
 _EARLIEST_US = 2000         # a downlink due sooner than this is refused (too_late)

@@ -138,17 +138,36 @@ class MicroTime(types.SimpleNamespace):
 
 
 def load_driver(path=None):
-    """The firmware's sx127x module, loaded from the source tree on CPython: `const` is the
-    identity (as MicroPython's is to a reader), and its `time` is MicroTime."""
+    """The firmware's sx127x module, loaded from the source tree on CPython with the net.radio
+    module it imports: `const` is the identity (as MicroPython's is to a reader), and their
+    `time` is MicroTime. Neither stays in sys.modules under the firmware's names."""
     path = path or os.path.join(_FIRMWARE, "net", "sx127x.py")
-    if not os.path.exists(path):
-        raise MissingDependency("ingress.spi uses the firmware's driver %s, which is not "
-                                "there: run the gateway from a cityedge checkout" % path)
+    radio_path = os.path.join(os.path.dirname(path), "radio.py")
+    for needed in (path, radio_path):
+        if not os.path.exists(needed):
+            raise MissingDependency("ingress.spi uses the firmware's driver %s, which is not "
+                                    "there: run the gateway from a cityedge checkout" % needed)
     if "micropython" not in sys.modules:
         shim = types.ModuleType("micropython")
         shim.const = lambda value: value
         sys.modules["micropython"] = shim
-    spec = importlib.util.spec_from_file_location("cityedge_firmware_sx127x", path)
+    radio = _load(radio_path, "cityedge_firmware_radio")
+    package = types.ModuleType("net")
+    package.radio = radio
+    saved = {name: sys.modules.get(name) for name in ("net", "net.radio")}
+    sys.modules.update({"net": package, "net.radio": radio})
+    try:
+        return _load(path, "cityedge_firmware_sx127x")
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.time = MicroTime()

@@ -2,6 +2,7 @@
 # checked against a recording stand-in for spidev (the only stand-in in these tests), and
 # the ingress runs end to end with the firmware's unchanged driver against the virtual
 # board's SX127x model (written from the datasheet), reached through the same adapter.
+import sys
 import time
 
 import pytest
@@ -47,8 +48,12 @@ def test_spi_adapter_passes_each_transaction_as_one_xfer2_and_fills_the_read_buf
 
 
 def test_the_firmware_driver_loads_on_cpython_with_micropython_time():
+    before = {name: sys.modules.get(name) for name in ("net", "net.radio")}
     driver = spi_adapter.load_driver()
     assert driver.SX127x.chip == "sx1276" and driver.PRIVATE_SYNC_WORD == 0x12
+    # the waits come from net/radio.py, which runs on the same clock
+    assert isinstance(driver.SX127x.sending.__globals__["time"], spi_adapter.MicroTime)
+    assert {name: sys.modules.get(name) for name in ("net", "net.radio")} == before
     a = driver.time.ticks_us()
     driver.time.sleep_ms(2)
     assert driver.time.ticks_diff(driver.time.ticks_us(), a) >= 2000
