@@ -292,6 +292,10 @@ def test_the_transports_option_writes_the_links_in_order_with_the_boards_radio_w
                                                       "--gateway", "10.0.0.2:4700"]))
     assert both["transports"] == ["lora", "wifi"]
     assert both["wifi"]["gateway"] == "10.0.0.2" and both["lora"]["sf"] == 9
+    sx1262 = flash.node_config(dev, flash.parse(base + ["--transports", "lora",
+                                                        "--lora-chip", "sx126x"]))
+    assert sx1262["lora"] == dict(flash.HELTEC_V3_PINS, chip="sx126x", sf=9)
+    assert (sx1262["lora"]["busy"], sx1262["lora"]["dio1"]) == (13, 14)
     for bad in (["--transports", "wifi"], ["--transports", "lora,lora"],
                 ["--transports", "zigbee"]):
         with pytest.raises(SystemExit):

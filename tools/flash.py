@@ -76,6 +76,12 @@ def build(out):
             if p.is_file()}
 
 
+# An SX1262 as a Heltec WiFi LoRa 32 V3 (ESP32-S3) wires it; its TCXO runs from the chip's
+# DIO3 at 1.8 V and DIO2 drives its antenna switch (the firmware's defaults for an SX126x).
+HELTEC_V3_PINS = {"sck": 9, "mosi": 10, "miso": 11, "cs": 8, "reset": 12, "busy": 13,
+                  "dio1": 14}
+
+
 def node_config(dev, args):
     """config.json for a device (see firmware/README.md), from its inventory record and the
     wiring of its kind."""
@@ -92,7 +98,10 @@ def node_config(dev, args):
         if os.environ.get("CITYEDGE_WIFI_PASSWORD"):
             cfg["wifi"]["password"] = os.environ["CITYEDGE_WIFI_PASSWORD"]
     if "lora" in args.transports:
-        cfg["lora"] = dict(LORA_PINS, sf=args.lora_sf)
+        if args.lora_chip == "sx126x":
+            cfg["lora"] = dict(HELTEC_V3_PINS, chip="sx126x", sf=args.lora_sf)
+        else:
+            cfg["lora"] = dict(LORA_PINS, sf=args.lora_sf)
     return cfg
 
 
@@ -463,6 +472,9 @@ def parse(argv):
                    "lora,wifi or wifi,lora")
     p.add_argument("--lora-sf", type=int, choices=range(7, 13), default=9, metavar="7..12",
                    help="LoRa spreading factor (default 9)")
+    p.add_argument("--lora-chip", choices=("sx127x", "sx126x"), default="sx127x",
+                   help="the board's LoRa transceiver: sx127x (an RFM95W as the kits wire "
+                   "it, the default) or sx126x (an SX1262 as a Heltec WiFi LoRa 32 V3 wires it)")
     p.add_argument("--wifi-ssid", default="city", help="the Wi-Fi network (default city); the "
                    "password comes from $CITYEDGE_WIFI_PASSWORD")
     fw = p.add_mutually_exclusive_group(required=True)

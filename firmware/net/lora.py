@@ -23,14 +23,23 @@ _ADR_MISSES = 3
 
 
 def make_radio(c):
-    """The SX127x on the SPI bus and pins a `lora` config section names, tuned to its first
-    channel (a node's link, the bridge)."""
+    """The transceiver on the SPI bus and pins a `lora` config section names, tuned to its
+    first channel (a node's link, the bridge). `chip` is checked here, and the SX126x's own
+    fields in net/sx126x.py, not in node/config.py, which every node loads at boot: their
+    names would take room in the string pool of every node."""
+    Pin = machine.Pin
+    spi = machine.SPI(c["spi"], baudrate=c["baudrate"], sck=Pin(c["sck"]), mosi=Pin(c["mosi"]),
+                      miso=Pin(c["miso"]))
+    modem = dict(freq_hz=c["channels"][0], sf=c["sf"], bw_hz=c["bw_hz"], cr=c["cr"],
+                 power_dbm=c["power_dbm"], preamble=c["preamble"])
+    chip = c.get("chip", "sx127x")
+    if chip == "sx126x":
+        from net.sx126x import from_config
+        return from_config(spi, c, modem)
+    if chip != "sx127x":
+        raise ValueError("lora.chip %r is not sx127x or sx126x" % (chip,))
     from net.sx127x import SX127x
-    spi = machine.SPI(c["spi"], baudrate=c["baudrate"], sck=machine.Pin(c["sck"]),
-                      mosi=machine.Pin(c["mosi"]), miso=machine.Pin(c["miso"]))
-    return SX127x(spi, machine.Pin(c["cs"]), machine.Pin(c["reset"]), machine.Pin(c["dio0"]),
-                  freq_hz=c["channels"][0], sf=c["sf"], bw_hz=c["bw_hz"], cr=c["cr"],
-                  power_dbm=c["power_dbm"], preamble=c["preamble"])
+    return SX127x(spi, Pin(c["cs"]), Pin(c["reset"]), Pin(c["dio0"]), **modem)
 
 
 def _clock_ms():
@@ -62,7 +71,7 @@ class LoraLink:
             self._budget = eu868.Budget(self._state.get("dc"), self._cfg["bands"])
             try:
                 self._radio = make_radio(self._cfg)
-            except OSError as e:  # RadioError is one
+            except (OSError, ValueError) as e:  # RadioError is one; a bad chip or pin
                 raise LinkDown("lora: radio not available (%s)" % e)
             if self._cfg["adr"] and "sf" in self._state:  # chosen on an earlier wake
                 self._radio.configure(sf=self._state["sf"])

@@ -11,6 +11,9 @@ RX_DONE = const(2)
 RX_CRC_ERROR = const(3)
 
 
+BANDWIDTHS_HZ = (7800, 10400, 15600, 20800, 31250, 41700, 62500, 125000, 250000, 500000)
+
+
 class RadioError(OSError):
     pass
 
@@ -21,6 +24,37 @@ class RadioTimeout(RadioError):
 
 class Radio:
     tag = "radio"
+    sf_min = 6  # the lowest spreading factor the chip has
+
+    def _on_irq(self, pin):
+        # The chip's interrupt line (DIO0, DIO1) rose: only note when, and flag it for poll().
+        self._irq_us = time.ticks_us()
+        self._flag = True
+        if self.on_irq is not None:
+            self.on_irq()
+
+    def _modem(self, sf, bw_hz, cr, preamble):
+        """Check and keep the modem settings given (None: unchanged); the chip's own
+        configure() then writes them."""
+        if sf is not None:
+            if not self.sf_min <= sf <= 12:
+                raise ValueError("%s: spreading factor %r is not %d..12" % (self.tag, sf,
+                                                                           self.sf_min))
+            self.sf = sf
+        if bw_hz is not None:
+            if bw_hz not in BANDWIDTHS_HZ:
+                raise ValueError("%s: bandwidth %r Hz is not one of %s"
+                                 % (self.tag, bw_hz, BANDWIDTHS_HZ))
+            self.bw_hz = bw_hz
+        if cr is not None:
+            if not 5 <= cr <= 8:
+                raise ValueError("%s: coding rate 4/%r is not 4/5..4/8" % (self.tag, cr))
+            self.cr = cr
+        if preamble is not None:
+            if not 6 <= preamble <= 65535:
+                raise ValueError("%s: preamble %r is not 6..65535 symbols"
+                                 % (self.tag, preamble))
+            self.preamble = preamble
 
     def symbol_ms(self):
         """One symbol's duration at the nominal bandwidth, 2^SF / BW."""

@@ -10,7 +10,8 @@
 from micropython import const
 import time
 
-from net.radio import RX_CRC_ERROR, RX_DONE, TX_DONE, Radio, RadioError, RadioTimeout  # noqa: F401
+from net.radio import (BANDWIDTHS_HZ, RX_CRC_ERROR, RX_DONE, TX_DONE, Radio,  # noqa: F401
+                       RadioError, RadioTimeout)
 
 # Registers, LoRa mode (datasheet 6.4, table 41).
 _FIFO = const(0x00)
@@ -64,7 +65,6 @@ _RSSI_HF = const(-157)            # 5.5.5
 _RSSI_LF = const(-164)
 
 PRIVATE_SYNC_WORD = const(0x12)   # 0x34 is LoRaWAN's public network
-BANDWIDTHS_HZ = (7800, 10400, 15600, 20800, 31250, 41700, 62500, 125000, 250000, 500000)
 
 class SX127x(Radio):
     chip = "sx1276"
@@ -106,7 +106,7 @@ class SX127x(Radio):
                        preamble=preamble, invert_iq=False)
         self.standby()
         dio0.init(dio0.IN)
-        dio0.irq(handler=self._on_dio0, trigger=dio0.IRQ_RISING)
+        dio0.irq(handler=self._on_irq, trigger=dio0.IRQ_RISING)
 
     # -------------------------------------------------------------- registers
 
@@ -143,12 +143,6 @@ class SX127x(Radio):
             self._cs(1)
         return mv[1:]
 
-    def _on_dio0(self, pin):
-        self._irq_us = time.ticks_us()
-        self._flag = True
-        if self.on_irq is not None:
-            self.on_irq()
-
     # -------------------------------------------------------------- settings
 
     def configure(self, *, freq_hz=None, sf=None, bw_hz=None, cr=None, power_dbm=None,
@@ -165,23 +159,8 @@ class SX127x(Radio):
             self._write(_FRF_MSB, frf >> 16)
             self._write(_FRF_MSB + 1, (frf >> 8) & 0xFF)
             self._write(_FRF_MSB + 2, frf & 0xFF)
-        if sf is not None:
-            if not 6 <= sf <= 12:
-                raise ValueError("sx127x: spreading factor %r is not 6..12" % (sf,))
-            self.sf = sf
-        if bw_hz is not None:
-            if bw_hz not in BANDWIDTHS_HZ:
-                raise ValueError("sx127x: bandwidth %r Hz is not one of %s"
-                                 % (bw_hz, BANDWIDTHS_HZ))
-            self.bw_hz = bw_hz
-        if cr is not None:
-            if not 5 <= cr <= 8:
-                raise ValueError("sx127x: coding rate 4/%r is not 4/5..4/8" % (cr,))
-            self.cr = cr
+        self._modem(sf, bw_hz, cr, preamble)
         if preamble is not None:
-            if not 6 <= preamble <= 65535:
-                raise ValueError("sx127x: preamble %r is not 6..65535 symbols" % (preamble,))
-            self.preamble = preamble
             self._write(_PREAMBLE_MSB, preamble >> 8)
             self._write(_PREAMBLE_MSB + 1, preamble & 0xFF)
         if power_dbm is not None:

@@ -161,7 +161,7 @@ def main(path="bridge.json"):
         return
     try:
         radio = make_radio(lora)
-    except OSError as e:
+    except (OSError, ValueError) as e:  # no chip answers; a chip or pin the config got wrong
         log("bridge: no radio:", e)
         return
     bridge = Bridge(lora, radio)

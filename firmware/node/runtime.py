@@ -22,7 +22,7 @@ MIN_SLEEP_MS = 1000
 DOWN_SAVE_EVERY = 1024        # keep the downlink counter in flash this often (section 6)
 _REMEMBERED_COMMANDS = 8
 # What each transport loads (net.downlink, which both use, stays).
-_LINK_MODULES = {"lora": ("net.lora", "net.sx127x", "net.radio", "net.eu868"),
+_LINK_MODULES = {"lora": ("net.lora", "net.sx127x", "net.sx126x", "net.radio", "net.eu868"),
                  "wifi": ("net.wifi",)}
 
 

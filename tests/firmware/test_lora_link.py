@@ -212,7 +212,7 @@ def test_a_node_without_a_radio_falls_back_to_wifi(make_board, receiver):
     radio = radio_model()
     radio.fault = "nack"
     # The LoRa link's code goes before the Wi-Fi link's loads, but building the LoRa link
-    # at boot is at the edge of the 96 KB cap on this node (firmware/README.md, "Heap").
+    # at boot takes more than the 96 KB cap on this node (firmware/README.md, "Heap").
     node = lora_node(make_board, receiver, radio, transports=("lora", "wifi"), heap="98K")
     node.run()
     node.expect(r"lora: lora: radio not available \(sx127x: RegVersion is 0x00")

@@ -238,7 +238,49 @@ class _Dio0(_RadioPin):
         pass  # an output of the chip: the firmware's writes go nowhere
 
 
-class SX127x(Model):
+class AirRadio(Model):
+    """What a radio model on the air does the same way whatever the chip: its SPI bus, its
+    clock for the air's horizon, its transmissions, its label, and the fate of a frame at
+    its receiver (from the air, or from inject()'s inbox without one). A subclass has
+    `bus`, `board`, `_vt`, `sent`, `name`, `air` and `inbox`."""
+
+    chip_name = "radio"
+
+    def bus_keys(self):
+        return [("spi", self.bus)]
+
+    def clock(self):
+        """The latest virtual time this radio's board has reached (for the air's horizon)."""
+        return self.board.vt if self.board is not None else self._vt
+
+    def transmissions(self):
+        return self.sent
+
+    @property
+    def label(self):
+        return self.name or (self.board.name if self.board is not None else self.chip_name)
+
+    def _fate(self, frame):
+        """(status, rssi, snr) of a frame at this receiver once it has ended: status
+        "delivered", "corrupt" (hit after the receiver locked) or another reason it was
+        not heard."""
+        if self.air is not None:
+            return self.air.fate(frame, self)
+        for f, rssi, snr, corrupt in self.inbox:
+            if f is frame:
+                return ("corrupt" if corrupt else "delivered"), rssi, snr
+        return "lost", None, None
+
+    def _locks(self, frame):
+        """Whether the receiver locked on the frame's preamble and read its header."""
+        if self.air is not None:
+            return self.air.locks(frame, self)
+        return self._fate(frame)[0] in ("delivered", "corrupt")
+
+
+class SX127x(AirRadio):
+    chip_name = "sx127x"
+
     def __init__(self, *, bus="spi1", cs=15, dio0=35, reset=4, air=None, name=None,
                  position=(0.0, 0.0)):
         self.bus = bus
@@ -260,22 +302,8 @@ class SX127x(Model):
 
     # ------------------------------------------------------------ board wiring
 
-    def bus_keys(self):
-        return [("spi", self.bus)]
-
     def pins(self):
         return [self.cs_pin, self.dio0_pin, self.reset_pin]
-
-    def clock(self):
-        """The latest virtual time this radio's board has reached (for the air's horizon)."""
-        return self.board.vt if self.board is not None else self._vt
-
-    def transmissions(self):
-        return self.sent
-
-    @property
-    def label(self):
-        return self.name or (self.board.name if self.board is not None else "sx127x")
 
     # ------------------------------------------------------------ state
 
@@ -461,23 +489,6 @@ class SX127x(Model):
         s = self._rx_settings
         return [f for f, *_ in self.inbox if f.start <= vt and f.sf == s.sf
                 and abs(f.freq_hz - s.freq_hz) < s.bw_khz * 250]
-
-    def _fate(self, frame):
-        """(status, rssi, snr) of a frame at this receiver once it has ended: status
-        "delivered", "corrupt" (hit after the receiver locked) or another reason it was
-        not heard."""
-        if self.air is not None:
-            return self.air.fate(frame, self)
-        for f, rssi, snr, corrupt in self.inbox:
-            if f is frame:
-                return ("corrupt" if corrupt else "delivered"), rssi, snr
-        return "lost", None, None
-
-    def _locks(self, frame):
-        """Whether the receiver locked on the frame's preamble and read its header."""
-        if self.air is not None:
-            return self.air.locks(frame, self)
-        return self._fate(frame)[0] in ("delivered", "corrupt")
 
     def _step_rx(self, vt):
         s = self._rx_settings
