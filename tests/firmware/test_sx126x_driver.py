@@ -3,15 +3,13 @@ pins: every command's bytes as the SX1261/2 datasheet (rev. 2.1) lays them out, 
 on CPython with a virtual clock, and the same script on the MicroPython unix port with an
 ESP32's 96 KB heap. The chip's device model for the virtual board is written separately,
 from the datasheet; these tests do not use it."""
-import importlib.util
 import json
-import sys
-import types
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
+from gateway.ingress import spi_adapter
 from tools import mpybuild
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,36 +170,10 @@ class Clock:
         self.us += ms * 1000
 
 
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _load_driver():
-    """net/sx126x.py and the net/radio.py it imports, from source on CPython (`const` the
-    identity), without leaving either in sys.modules under the firmware's names."""
-    if "micropython" not in sys.modules:
-        shim = types.ModuleType("micropython")
-        shim.const = lambda value: value
-        sys.modules["micropython"] = shim
-    radio = _load(DRIVER.parent / "radio.py", "cityedge_test_radio")
-    package = types.ModuleType("net")
-    package.radio = radio
-    saved = {name: sys.modules.get(name) for name in ("net", "net.radio")}
-    sys.modules.update({"net": package, "net.radio": radio})
-    try:
-        return _load(DRIVER, "cityedge_test_sx126x"), radio
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-
-
-drv, radio_module = _load_driver()
+# The driver and the net/radio.py it imports, from source on CPython, as the gateway's SPI
+# ingress loads its driver (`const` the identity, nothing left in sys.modules).
+drv = spi_adapter.load_driver(str(DRIVER))
+radio_globals = drv.Radio.sending.__globals__  # net/radio.py's: its waits' clock
 fake = {}
 exec(FAKE, fake)
 
@@ -210,7 +182,7 @@ exec(FAKE, fake)
 def clock(monkeypatch):
     c = Clock()
     monkeypatch.setattr(drv, "time", c)
-    monkeypatch.setattr(radio_module, "time", c)  # the waits in net/radio.py
+    monkeypatch.setitem(radio_globals, "time", c)  # the waits in net/radio.py
     return c
 
 
@@ -501,7 +473,7 @@ def test_the_interface_matches_the_sx127x_driver():
              "send", "recv"]
     for name in names:
         assert hasattr(drv.SX126x, name), name
-    assert issubclass(drv.SX126x, radio_module.Radio) and drv.RadioError is radio_module.RadioError
+    assert issubclass(drv.SX126x, drv.Radio) and drv.RadioError is radio_globals["RadioError"]
     assert (drv.TX_DONE, drv.RX_DONE, drv.RX_CRC_ERROR) == (1, 2, 3)
     assert issubclass(drv.RadioTimeout, drv.RadioError) and issubclass(drv.RadioError, OSError)
 
