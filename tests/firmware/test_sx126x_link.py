@@ -15,9 +15,10 @@ def sx1262(air=None, name="node"):
                   reset=PINS["reset"], air=air, name=name, position=(0.0, 0.0))
 
 
-def sx1262_node(make_board, receiver, radio, transports=("lora",), heap="100K", **lora):
+def sx1262_node(make_board, receiver, radio, transports=("lora",), heap="104K", **lora):
     # The SX1262's driver takes more heap than the SX1276's: a cycle with a command needs
-    # 100 KB, over the 96 KB cap (firmware/README.md, "Heap").
+    # 100 KB, over the 96 KB cap (firmware/README.md, "Heap"); with a busy machine's
+    # timing a little more.
     return lora_node(make_board, receiver, radio, transports=transports, heap=heap,
                      chip="sx126x", tcxo_mv=1800, **dict(PINS, **lora))
 
@@ -57,7 +58,7 @@ def test_a_node_whose_sx1262_does_not_answer_falls_back_to_wifi(make_board, rece
 
 def test_a_chip_the_firmware_does_not_know_is_a_link_fault_not_a_crash(make_board, receiver):
     radio = sx1262()
-    node = lora_node(make_board, receiver, radio, transports=("lora", "wifi"), heap="100K",
+    node = lora_node(make_board, receiver, radio, transports=("lora", "wifi"), heap="104K",
                      chip="sx1280")
     run, = node.run()
     assert run.end == "deepsleep", run

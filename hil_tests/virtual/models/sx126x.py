@@ -62,9 +62,12 @@ itself in steps of 15.625 µs instead of counting symbols in a register.
   SX127x byte), IQ polarity 0x0736 (reset 0x0D; erratum 15.4: bit 2 cleared for inverted IQ),
   TX clamp 0x08D8 (erratum 15.2), TX modulation 0x0889 (erratum 15.1), OCP 0x08E7, and any
   other address: written values are kept, unwritten ones read 0x00.
-- Accepted and recorded, with no effect on air: SetPaConfig, SetTxParams (power -9..+22 dBm
-  on the SX1262's PA, -17..+15 on the SX1261's: this is the frame's power), SetRegulatorMode,
-  Calibrate (busy 3.5 ms), CalibrateImage, SetDIO2AsRfSwitchCtrl, SetDIO3AsTCXOCtrl.
+- The frame's power (13.1.14 SetPaConfig, 13.4.4 SetTxParams, table 13-21): SetTxParams'
+  power (-9..+22 dBm on the SX1262's PA, -17..+15 on the SX1261's), reduced to a row's
+  output when SetPaConfig holds that row's paDutyCycle and hpMax at full power (+22 dBm on
+  the SX1262: 0x04 0x07 +22, 0x03 0x05 +20, 0x02 0x03 +17, 0x02 0x02 +14).
+- Accepted and recorded, with no effect on air: SetRegulatorMode, Calibrate (busy 3.5 ms),
+  CalibrateImage, SetDIO2AsRfSwitchCtrl, SetDIO3AsTCXOCtrl.
   GetDeviceErrors reads 0 (no calibration fails here); ClearDeviceErrors clears it.
 - NRESET (section 8.1): held low 100 µs or more, the chip restarts with everything at its
   reset value; BUSY stays high `RESET_READY_US` after NRESET rises (start-up and calibration).
@@ -123,6 +126,7 @@ OP_SET_TX_PARAMS = 0x8E
 OP_SET_BUFFER_BASE_ADDRESS = 0x8F
 OP_SET_RX_TX_FALLBACK_MODE = 0x93
 OP_SET_PA_CONFIG = 0x95
+_SX1262_PA_ROWS = {(0x04, 0x07): 22, (0x03, 0x05): 20, (0x02, 0x03): 17, (0x02, 0x02): 14}
 OP_SET_REGULATOR_MODE = 0x96
 OP_SET_DIO3_AS_TCXO_CTRL = 0x97
 OP_CALIBRATE_IMAGE = 0x98
@@ -225,7 +229,7 @@ class Settings:
         self.tx_inverted = self.rx_inverted = bool(invert)
         self.sync_word = ((chip.regs.get(REG_SYNC_WORD_MSB, 0) & 0xF0)
                           | (chip.regs.get(REG_SYNC_WORD_LSB, 0) >> 4))
-        self.power_dbm = chip.power_dbm
+        self.power_dbm = chip.output_dbm()
 
     def valid(self):
         """Why these settings cannot modulate, or None."""
@@ -350,6 +354,13 @@ class SX126x(AirRadio):
     def status(self):
         """The status byte (13.5.1): chip mode in bits 6:4, command status in bits 3:1."""
         return (self.mode << 4) | (self.cmd_status << 1)
+
+    def output_dbm(self):
+        """What the PA puts out (table 13-21): the SX1262's optimal settings for +20, +17
+        and +14 dBm keep SetTxParams at +22 dBm and lower paDutyCycle and hpMax instead."""
+        if self.pa_config is not None and self.pa_config[2] == 0 and self.power_dbm == 22:
+            return _SX1262_PA_ROWS.get(tuple(self.pa_config[:2]), 22)
+        return self.power_dbm
 
     def _raise(self, flags):
         self.irq |= flags & self.irq_mask
