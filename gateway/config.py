@@ -42,7 +42,8 @@ class SerialIngressConfig:
 
 @dataclass(frozen=True)
 class SpiIngressConfig:
-    """An SX127x radio on the Raspberry Pi's SPI bus (a LoRa HAT), single channel."""
+    """An SX127x (or SX1262) radio on the Raspberry Pi's SPI bus (a LoRa HAT), single
+    channel."""
     enabled: bool = False
     bus: int = 0  # /dev/spidev<bus>.<device>
     device: int = 0
@@ -51,6 +52,11 @@ class SpiIngressConfig:
     cs_pin: int = -1  # -1: the kernel's CE<device> line is NSS; else the GPIO line wired to it
     reset_pin: int = 17  # BCM line numbers (the common RFM95W HAT wiring)
     dio0_pin: int = 4
+    chip: str = "sx127x"  # or "sx126x": an SX1262 HAT, with the four fields below
+    busy_pin: int = -1  # its BUSY line and DIO1 (its interrupt), needed with sx126x
+    dio1_pin: int = -1
+    tcxo_mv: int = 0  # its TCXO's supply from DIO3, in mV; 0: a crystal
+    dio2_rf_switch: bool = True  # the chip drives the antenna switch from DIO2
     frequency_hz: int = 868100000
     sf: int = 9
     bw_khz: float = 125
@@ -328,6 +334,15 @@ def _radio_ingresses(ingress):
                      expect="-1 (the kernel's chip select) or a GPIO line 0..1023"),
         reset_pin=t.get("reset_pin", int, 17, **small),
         dio0_pin=t.get("dio0_pin", int, 4, **small),
+        chip=t.get("chip", str, "sx127x", check=lambda v: v in ("sx127x", "sx126x"),
+                   expect="sx127x or sx126x"),
+        busy_pin=t.get("busy_pin", int, -1, check=lambda v: -1 <= v <= 1023,
+                       expect="a GPIO line 0..1023"),
+        dio1_pin=t.get("dio1_pin", int, -1, check=lambda v: -1 <= v <= 1023,
+                       expect="a GPIO line 0..1023"),
+        tcxo_mv=t.get("tcxo_mv", int, 0, check=lambda v: v in _TCXO_MV,
+                      expect="one of %s (0: a crystal)" % ", ".join(map(str, _TCXO_MV))),
+        dio2_rf_switch=t.get("dio2_rf_switch", bool, True),
         frequency_hz=t.get("frequency_hz", int, 868100000,
                            check=lambda v: 137000000 <= v <= 1020000000,
                            expect="Hz 137000000..1020000000 (the SX1276's range)"),
@@ -342,7 +357,13 @@ def _radio_ingresses(ingress):
                            expect="dBm 2..17 (PA_BOOST)"),
         rx_delay_s=t.get("rx_delay_s", _NUM, 1.0, **_RX_DELAY),
         rx2_freq_hz=t.get("rx2_freq_hz", int, 869525000, **_RX2))
-    pins = [("reset_pin", spi.reset_pin), ("dio0_pin", spi.dio0_pin), ("cs_pin", spi.cs_pin)]
+    irq = [("dio0_pin", spi.dio0_pin)]
+    if spi.chip == "sx126x":
+        irq = [("busy_pin", spi.busy_pin), ("dio1_pin", spi.dio1_pin)]
+        for name, line in irq:
+            if spi.enabled and line < 0:
+                raise t.error(name, "needed with chip = \"sx126x\": the GPIO line wired to it")
+    pins = [("reset_pin", spi.reset_pin), ("cs_pin", spi.cs_pin)] + irq
     for i, (name, line) in enumerate(pins):
         for other, line2 in pins[i + 1:]:
             if line == line2 and line >= 0:
@@ -353,6 +374,7 @@ def _radio_ingresses(ingress):
 
 
 _SX127X_BW = (7.8, 10.4, 15.6, 20.8, 31.25, 41.7, 62.5, 125, 250, 500)
+_TCXO_MV = (0, 1600, 1700, 1800, 2200, 2400, 2700, 3000, 3300)  # SX126x SetDIO3AsTCXOCtrl
 
 
 def _ID_OK(v):

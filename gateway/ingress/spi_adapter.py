@@ -61,8 +61,9 @@ class KernelChipSelect:
 
 class GpiodPin:
     """machine.Pin for one GPIO line through libgpiod v2: output (reset) or input with a
-    rising-edge interrupt (DIO0), whose events the ingress reads from `fd` and hands to
-    `dispatch()` (the driver's handler only notes the time and sets a flag)."""
+    rising-edge interrupt (DIO0, DIO1), whose events the ingress reads from `fd` and hands to
+    `dispatch()` (the driver's handler only notes the time and sets a flag). An input read
+    for its level only (an SX126x's BUSY) also keeps edge events, which nobody reads."""
 
     IN = 0
     OUT = 1
@@ -137,11 +138,12 @@ class MicroTime(types.SimpleNamespace):
             sleep=time.sleep, time=time.time)
 
 
-def load_driver(path=None):
-    """The firmware's sx127x module, loaded from the source tree on CPython with the net.radio
-    module it imports: `const` is the identity (as MicroPython's is to a reader), and their
-    `time` is MicroTime. Neither stays in sys.modules under the firmware's names."""
-    path = path or os.path.join(_FIRMWARE, "net", "sx127x.py")
+def load_driver(path=None, chip="sx127x"):
+    """The firmware's driver module for the chip (net/sx127x.py or net/sx126x.py), loaded
+    from the source tree on CPython with the net.radio module it imports: `const` is the
+    identity (as MicroPython's is to a reader), and their `time` is MicroTime. Neither stays
+    in sys.modules under the firmware's names."""
+    path = path or os.path.join(_FIRMWARE, "net", "%s.py" % chip)
     radio_path = os.path.join(os.path.dirname(path), "radio.py")
     for needed in (path, radio_path):
         if not os.path.exists(needed):
@@ -157,7 +159,7 @@ def load_driver(path=None):
     saved = {name: sys.modules.get(name) for name in ("net", "net.radio")}
     sys.modules.update({"net": package, "net.radio": radio})
     try:
-        return _load(path, "cityedge_firmware_sx127x")
+        return _load(path, "cityedge_firmware_" + os.path.basename(path)[:-3])
     finally:
         for name, module in saved.items():
             if module is None:

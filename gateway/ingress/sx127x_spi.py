@@ -76,21 +76,32 @@ class Sx127xSpiIngress:
 
     async def start(self):
         c = self.config
-        self.driver = self.driver or spi_adapter.load_driver()
+        self.driver = self.driver or spi_adapter.load_driver(chip=c.chip)
         if self.radio is None:
             self._spi = spi_adapter.open_spi(c.bus, c.device, c.speed_hz)
-            reset = spi_adapter.GpiodPin(c.gpio_chip, c.reset_pin)
-            self.dio0 = spi_adapter.GpiodPin(c.gpio_chip, c.dio0_pin)
+
+            def pin(line):
+                return spi_adapter.GpiodPin(c.gpio_chip, line)
+            reset = pin(c.reset_pin)
+            # dio0: the chip's interrupt line, DIO0 (SX127x) or DIO1 (SX126x)
+            self.dio0 = pin(c.dio1_pin if c.chip == "sx126x" else c.dio0_pin)
             self._pins = [reset, self.dio0]
             # Some HATs wire NSS to a plain GPIO (the kernel's CE line then toggles unused).
             cs = spi_adapter.KernelChipSelect()
             if c.cs_pin >= 0:
-                cs = spi_adapter.GpiodPin(c.gpio_chip, c.cs_pin)
+                cs = pin(c.cs_pin)
                 self._pins.append(cs)
-            self.radio = self.driver.SX127x(
-                spi_adapter.SpiBus(self._spi), cs, reset,
-                self.dio0, freq_hz=c.frequency_hz, sf=c.sf, bw_hz=round(c.bw_khz * 1000),
-                cr=c.cr + 4, power_dbm=c.tx_power_dbm, preamble=c.preamble)
+            bus = spi_adapter.SpiBus(self._spi)
+            modem = dict(freq_hz=c.frequency_hz, sf=c.sf, bw_hz=round(c.bw_khz * 1000),
+                         cr=c.cr + 4, power_dbm=c.tx_power_dbm, preamble=c.preamble)
+            if c.chip == "sx126x":
+                busy = pin(c.busy_pin)
+                self._pins.append(busy)
+                self.radio = self.driver.SX126x(bus, cs, reset, busy, self.dio0,
+                                                tcxo_mv=c.tcxo_mv,
+                                                dio2_rf_switch=c.dio2_rf_switch, **modem)
+            else:
+                self.radio = self.driver.SX127x(bus, cs, reset, self.dio0, **modem)
         self._wake = asyncio.Event()
         if self.dio0 is not None and hasattr(self.dio0, "fd"):
             asyncio.get_running_loop().add_reader(self.dio0.fd, self._edge)

@@ -54,6 +54,23 @@ tx_power_dbm = 17
     assert (c.semtech.rx2_freq_hz, c.serial.rx2_freq_hz) == (0, 869525000)  # 0: RX1 only
     d = config_mod.defaults()
     assert not (d.semtech.enabled or d.serial.enabled or d.spi.enabled)
+    assert (c.spi.chip, d.spi.chip) == ("sx127x", "sx127x")
+
+
+def test_an_sx1262_hat_is_read_with_its_own_lines(tmp_path):
+    c = config_mod.load(write(tmp_path, """
+[ingress.spi]
+enabled = true
+chip = "sx126x"
+reset_pin = 18
+busy_pin = 20
+dio1_pin = 16
+tcxo_mv = 1800
+dio2_rf_switch = false
+"""))
+    s = c.spi
+    assert (s.chip, s.reset_pin, s.busy_pin, s.dio1_pin) == ("sx126x", 18, 20, 16)
+    assert (s.tcxo_mv, s.dio2_rf_switch) == (1800, False)
 
 
 @pytest.mark.parametrize("text, line, field, words", [
@@ -74,6 +91,12 @@ tx_power_dbm = 17
     ("[ingress.spi]\ncs_pin = 17\n", 2, "ingress.spi.cs_pin", "the same GPIO line"),
     ("[ingress.spi]\nfrequency = 868100000\n", 2, "ingress.spi.frequency", "unknown field"),
     ("[ingress]\ndedup_window_s = 2\n", 2, "ingress.dedup_window_s", "0..0.5"),
+    ("[ingress.spi]\nchip = \"sx1280\"\n", 2, "ingress.spi.chip", "sx127x or sx126x"),
+    ("[ingress.spi]\nenabled = true\nchip = \"sx126x\"\ndio1_pin = 16\n", 1,
+     "ingress.spi.busy_pin", "needed with chip = \"sx126x\""),
+    ("[ingress.spi]\nchip = \"sx126x\"\nbusy_pin = 16\ndio1_pin = 16\n", 4,
+     "ingress.spi.dio1_pin", "the same GPIO line"),
+    ("[ingress.spi]\ntcxo_mv = 1900\n", 2, "ingress.spi.tcxo_mv", "one of 0, 1600"),
 ])
 def test_bad_radio_ingress_config_names_file_line_and_field(tmp_path, text, line, field, words):
     path = write(tmp_path, text)

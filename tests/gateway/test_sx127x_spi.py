@@ -203,3 +203,45 @@ def test_with_rx1s_sub_band_spent_the_receipt_goes_in_rx2_and_the_radio_listens_
                    "the second uplink, on 868.3 MHz")
         assert g.metric("cityedge_downlink_errors_total", ingress="spi",
                         reason="duty_cycle") == 0
+
+
+def test_an_sx1262_hat_hears_uplinks_and_sends_the_receipt_in_the_receive_window(tmp_path,
+                                                                                 fleet):
+    """`chip = "sx126x"`: the firmware's SX1262 driver, through the same adapter, against
+    the SX1262 model."""
+    from hil_tests.virtual.models.sx126x import SX126x as Sx126xModel
+    inv, devices = fleet
+    dev = devices[0]
+    chip = Sx126xModel(busy=20, dio1=16, reset=18)
+    spi = config_mod.SpiIngressConfig(enabled=True, sf=7, frequency_hz=868300000,
+                                      chip="sx126x", busy_pin=20, dio1_pin=16, reset_pin=18)
+    driver = spi_adapter.load_driver(chip="sx126x")
+    radio = driver.SX126x(spi_adapter.SpiBus(ModelSpiDev(chip)),
+                          spi_adapter.KernelChipSelect(), ModelPin(chip.reset_pin),
+                          ModelPin(chip.busy_pin), ModelPin(chip.dio1_pin),
+                          freq_hz=spi.frequency_hz, sf=spi.sf, bw_hz=125000, cr=5,
+                          power_dbm=spi.tx_power_dbm, tcxo_mv=spi.tcxo_mv)
+    made = []
+
+    def ingresses(config, sink, *, radio_sink, metrics, downlink_failed):
+        made.append(Sx127xSpiIngress(spi, sink=radio_sink, metrics=metrics,
+                                     downlink_failed=downlink_failed, driver=driver,
+                                     radio=radio, poll_s=0.002))
+        return build_ingresses(config, sink, radio_sink=radio_sink, metrics=metrics,
+                               downlink_failed=downlink_failed) + made
+
+    cfg = make_config(tmp_path, inv, spi=config_mod.replace(spi, enabled=False))
+    with GatewayThread(cfg, ingresses=ingresses) as g:
+        frame = g.call(lambda: chip.inject(uplink(dev, 0), rssi=-101.0, snr=-3.25,
+                                           start=_now_us()))
+        wait_until(lambda: len(chip.sent) == 1, 5, "the receipt on air")
+        down = chip.sent[0]
+        assert -20000 <= down.start - (frame.end + 1000000) <= 40000, down.start - frame.end
+        assert down.iq_inverted and down.sf == 7 and abs(down.freq_hz - 868300000) < 2
+        assert open_down(dev, down.payload) == (schema.RECEIPT, {"fcnt": 0, "commands": 0})
+        record = g.call(lambda: g.gw.store.device_records(dev.id))[0]
+        assert record["radio"]["snr"] == -3.25
+        time.sleep(max(0.0, (down.end - _now_us()) / 1e6) + 0.05)
+        g.call(lambda: chip.inject(uplink(dev, 1), start=_now_us()))
+        wait_until(lambda: g.metric("cityedge_frames_accepted_total", ingress="spi") == 2, 5,
+                   "the second uplink")
