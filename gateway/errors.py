@@ -1,5 +1,5 @@
-# Errors the gateway raises about its own inputs (config, inventory, store file). Frame errors come from
-# protocol/ and are counted, never raised out of the pipeline.
+# Errors the gateway raises about its own inputs (config, inventory, store file). Frame errors
+# come from protocol/ and are counted, never raised out of the pipeline.
 
 
 class ConfigError(ValueError):

@@ -51,3 +51,23 @@ def make_board(tmp_path, firmware_image, receiver):
     yield make
     for board in boards:
         board.close()
+
+
+@pytest.fixture
+def script_board(tmp_path, firmware_image):
+    """script_board(main_py, radio) -> (board, radio): a board with the firmware and a main.py
+    of its own, wired to a radio model (the drivers' tests)."""
+    boards = []
+
+    def make(main_py, radio):
+        flash = tmp_path / ("board%d" % len(boards)) / "flash"
+        shutil.copytree(firmware_image, flash)
+        (flash / "main.py").write_text(main_py)
+        board = VirtualBoard(flash, name="radio%d" % len(boards), log_dir=tmp_path,
+                             models=[radio, *radio.pins()])
+        boards.append(board)
+        return board, radio
+
+    yield make
+    for board in boards:
+        board.close()

@@ -2,11 +2,8 @@
 device model written from the datasheet (hil_tests/virtual/models/sx126x.py), each on its
 own: what goes on air, a packet heard, a bad CRC, inverted IQ, a missing chip, and the
 asyncio adapter driving it while another task runs."""
-import shutil
-
 import pytest
 
-from hil_tests.virtual.board import VirtualBoard
 from hil_tests.virtual.models.sx126x import SX126x
 from tests.firmware.test_sx127x import ASYNC
 
@@ -33,22 +30,10 @@ def chip():
 
 
 @pytest.fixture
-def radio_board(tmp_path, firmware_image):
-    boards = []
-
+def radio_board(script_board):
     def make(body, radio=None):
-        flash = tmp_path / ("board%d" % len(boards)) / "flash"
-        shutil.copytree(firmware_image, flash)
-        (flash / "main.py").write_text(SCRIPT % body)
-        radio = radio or chip()
-        board = VirtualBoard(flash, name="radio%d" % len(boards), log_dir=tmp_path,
-                             models=[radio, *radio.pins()])
-        boards.append(board)
-        return board, radio
-
-    yield make
-    for board in boards:
-        board.close()
+        return script_board(SCRIPT % body, radio or chip())
+    return make
 
 
 def test_a_sent_packet_goes_on_air_with_the_configured_modulation(radio_board):

@@ -2,11 +2,8 @@
 the SX1276 device model written from the datasheet (hil_tests/virtual/models/sx127x.py):
 what goes on air, a packet heard, a packet with a bad CRC, a missing chip, a chip that never
 ends its transmission."""
-import shutil
-
 import pytest
 
-from hil_tests.virtual.board import VirtualBoard
 from hil_tests.virtual.models.sx127x import SX127x
 
 SCRIPT = """
@@ -27,22 +24,10 @@ print("done")
 
 
 @pytest.fixture
-def radio_board(tmp_path, firmware_image):
-    boards = []
-
+def radio_board(script_board):
     def make(body, radio=None):
-        flash = tmp_path / ("board%d" % len(boards)) / "flash"
-        shutil.copytree(firmware_image, flash)
-        (flash / "main.py").write_text(SCRIPT % body)
-        radio = radio or SX127x(bus="spi1", cs=15, dio0=35, reset=4)
-        board = VirtualBoard(flash, name="radio%d" % len(boards), log_dir=tmp_path,
-                             models=[radio, *radio.pins()])
-        boards.append(board)
-        return board, radio
-
-    yield make
-    for board in boards:
-        board.close()
+        return script_board(SCRIPT % body, radio or SX127x(bus="spi1", cs=15, dio0=35, reset=4))
+    return make
 
 
 def test_a_sent_packet_goes_on_air_with_the_configured_modulation(radio_board):
