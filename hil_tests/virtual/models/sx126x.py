@@ -617,11 +617,17 @@ class SX126x(AirRadio):
 
     # ------------------------------------------------------------ TX
 
-    def _start_tx(self, timeout, vt):
+    def _starting(self, command, modes=(STDBY_RC, STDBY_XOSC, FS)):
+        """The settings SetTx, SetRx or SetCad starts with, and why it cannot (or None): a
+        setting the modem cannot use, or a mode it is not taken from."""
         settings = Settings(self)
         problem = settings.valid()
-        if self.mode not in (STDBY_RC, STDBY_XOSC, FS):
-            problem = "SetTx from %s" % MODE_NAMES[self.mode]
+        if self.mode not in modes:
+            problem = "%s from %s" % (command, MODE_NAMES[self.mode])
+        return settings, problem
+
+    def _start_tx(self, timeout, vt):
+        settings, problem = self._starting("SetTx")
         if problem:
             return problem
         start = vt + TO_TX_US[self.mode]
@@ -640,10 +646,7 @@ class SX126x(AirRadio):
     # ------------------------------------------------------------ RX
 
     def _start_rx(self, timeout, vt):
-        settings = Settings(self)
-        problem = settings.valid()
-        if self.mode not in (STDBY_RC, STDBY_XOSC, FS, RX):
-            problem = "SetRx from %s" % MODE_NAMES[self.mode]
+        settings, problem = self._starting("SetRx", (STDBY_RC, STDBY_XOSC, FS, RX))
         if problem:
             return problem
         if self.mode == RX:
@@ -781,10 +784,7 @@ class SX126x(AirRadio):
     # ------------------------------------------------------------ CAD
 
     def _start_cad(self, vt):
-        settings = Settings(self)
-        problem = settings.valid()
-        if self.mode not in (STDBY_RC, STDBY_XOSC, FS):
-            problem = "SetCad from %s" % MODE_NAMES[self.mode]
+        settings, problem = self._starting("SetCad")
         if problem:
             return problem
         start = vt + TO_RX_US[self.mode]
