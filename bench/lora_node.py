@@ -5,8 +5,7 @@ serial lines a host answers as the gateway would (hil_tests/virtual/bridge_host.
 Prints, per spreading factor, the smallest firmware heap (-X heapsize, excluding the shim) at
 which a cold boot and its cycle still complete with every frame confirmed, and the cycle's
 awake, transmit and receive times; with the smallest heap of a node that has Wi-Fi as its
-fallback (its LoRa carries the frames, so the Wi-Fi link's code never loads), and of the
-Wi-Fi node, beside them.
+fallback (its LoRa carries the frames), and of the Wi-Fi node, beside them.
 
     .venv/bin/python -m bench.lora_node [--kind fill] [--sf 7 9]
 """

@@ -30,16 +30,16 @@ def make_radio(c):
     Pin = machine.Pin
     spi = machine.SPI(c["spi"], baudrate=c["baudrate"], sck=Pin(c["sck"]), mosi=Pin(c["mosi"]),
                       miso=Pin(c["miso"]))
-    modem = dict(freq_hz=c["channels"][0], sf=c["sf"], bw_hz=c["bw_hz"], cr=c["cr"],
-                 power_dbm=c["power_dbm"], preamble=c["preamble"])
     chip = c.get("chip", "sx127x")
     if chip == "sx126x":
         from net.sx126x import from_config
-        return from_config(spi, c, modem)
+        return from_config(spi, c)
     if chip != "sx127x":
         raise ValueError("lora.chip %r is not sx127x or sx126x" % (chip,))
     from net.sx127x import SX127x
-    return SX127x(spi, Pin(c["cs"]), Pin(c["reset"]), Pin(c["dio0"]), **modem)
+    return SX127x(spi, Pin(c["cs"]), Pin(c["reset"]), Pin(c["dio0"]), freq_hz=c["channels"][0],
+                  sf=c["sf"], bw_hz=c["bw_hz"], cr=c["cr"], power_dbm=c["power_dbm"],
+                  preamble=c["preamble"])
 
 
 def _clock_ms():

@@ -356,7 +356,7 @@ class SX126x(Radio):
         return RX_DONE
 
 
-def from_config(spi, c, modem):
+def from_config(spi, c):
     """The SX126x a node's `lora` section names (net/lora.py's make_radio), with a Heltec
     WiFi LoRa 32 V3's BUSY and DIO1 pins, 1.8 V TCXO and DIO2 antenna switch by default."""
     from machine import Pin
@@ -364,5 +364,6 @@ def from_config(spi, c, modem):
     if switch not in (True, False):
         raise ValueError("lora.dio2_rf_switch %r is not true or false" % (switch,))
     return SX126x(spi, Pin(c["cs"]), Pin(c["reset"]), Pin(c.get("busy", 13)),
-                  Pin(c.get("dio1", 14)), tcxo_mv=c.get("tcxo_mv", 1800), dio2_rf_switch=switch,
-                  **modem)
+                  Pin(c.get("dio1", 14)), freq_hz=c["channels"][0], sf=c["sf"], bw_hz=c["bw_hz"],
+                  cr=c["cr"], power_dbm=c["power_dbm"], preamble=c["preamble"],
+                  tcxo_mv=c.get("tcxo_mv", 1800), dio2_rf_switch=switch)

@@ -21,9 +21,6 @@ SAFE_SLEEP_MS = 3600 * 1000   # broken config: try again in an hour
 MIN_SLEEP_MS = 1000
 DOWN_SAVE_EVERY = 1024        # keep the downlink counter in flash this often (section 6)
 _REMEMBERED_COMMANDS = 8
-# What each transport loads (net.downlink, which both use, stays).
-_LINK_MODULES = {"lora": ("net.lora", "net.sx127x", "net.sx126x", "net.radio", "net.eu868"),
-                 "wifi": ("net.wifi",)}
 
 
 def log(*args):
@@ -99,10 +96,7 @@ class Node:
         self.energy = EnergyAccount(cfg["currents_ma"])
         self.queue = FlashQueue(limit=cfg.get("queue_max", 100))
         self.faults = 0
-        self.links = {}  # transport name -> its link
-        # The first transport's link now, while the heap is whole; the others only if it
-        # does not carry the queue (_deliver).
-        self._link(cfg["transports"][0])
+        self.links = self._links()
         self.window = self._down_window()
         self.app = None
         self.wake_pin = None
@@ -200,31 +194,18 @@ class Node:
 
     # ------------------------------------------------------------ links
 
-    def _link(self, name):
-        """The transport's link, built on first use: a node whose first transport carries
-        the queue never loads the others' code."""
-        link = self.links.get(name)
-        if link is None:
+    def _links(self):
+        links = []
+        for name in self.cfg["transports"]:
             if name == "wifi":
                 from net.wifi import WifiLink
-                link = WifiLink(self.cfg, self.keys, self.energy, self.wdt.feed)
-            else:  # "lora"
+                links.append(WifiLink(self.cfg, self.keys, self.energy, self.wdt.feed))
+            elif name == "lora":  # the radio's modules load only on a node that has one
                 gc.collect()  # what config left behind: the link's code then lies in one piece
                 from net.lora import LoraLink
-                link = LoraLink(self.cfg, self.keys, self.energy, self.wdt.feed, self.st,
-                                self._save_state)
-            self.links[name] = link
-        return link
-
-    def _let_go(self, name):
-        """Close a transport that did not carry the queue and let its code go before the
-        next one loads: a 96 KB heap does not hold both."""
-        link = self.links.pop(name, None)
-        if link is not None:
-            link.close()
-            del link
-            for module in _LINK_MODULES[name]:
-                forget(module)
+                links.append(LoraLink(self.cfg, self.keys, self.energy, self.wdt.feed, self.st,
+                                      self._save_state))
+        return links
 
     def _save_state(self):
         rtcstate.save(self.rtc, self.st)
@@ -252,16 +233,10 @@ class Node:
         the queue only when the gateway confirmed it. Returns the commands received."""
         from net import FrameTooLong, LinkBusy
         commands, too_long = [], {}
-        names = self.cfg["transports"]
-        link = None
-        for i, name in enumerate(names):
+        for link in self.links:
             if not len(self.queue):
                 break
-            if i:
-                link = None  # else it would keep the link's module alive
-                self._let_go(names[i - 1])
             try:
-                link = self._link(name)
                 link.up()
                 for fcnt, data in self.queue.frames():
                     try:
@@ -278,12 +253,12 @@ class Node:
                         break
                     self.queue.remove(fcnt)
             except LinkBusy as e:  # the duty cycle: the frame waits, nothing is wrong
-                log("%s: %s" % (name, e))
+                log("%s: %s" % (link.name, e))
             except Exception as e:  # one failing link must not stop the others
-                log("%s: %s" % (name, e))
+                log("%s: %s" % (link.name, e))
                 self.faults |= schema.FAULT_LINK
         for fcnt, links in too_long.items():
-            if links == len(names):  # no transport can ever carry it: it would block
+            if links == len(self.links):  # no transport can ever carry it: it would block
                 log("frame %d dropped: too long for every link" % fcnt)
                 self.queue.drop(fcnt)
                 self.faults |= schema.FAULT_LINK
@@ -338,7 +313,7 @@ class Node:
         st["sc"] += 1
         st["f"] |= self.faults
         st["up_ms"] += awake_ms + sleep_ms
-        for link in self.links.values():
+        for link in self.links:
             link.close()
         rtcstate.save(self.rtc, st)
         gc.collect()
